@@ -1,0 +1,136 @@
+"""Shared fixtures: small CoNLL files written here, and a tiny random BERT built offline."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import ner_utils as nu  # noqa: E402
+
+REAL_DATA = Path(os.environ.get("CONLL_DIR") or ROOT.parent / "shared" / "conll_2003_ner")
+
+# Made-up sentences in the original 4-column IOB1 format, two documents.
+IOB1_TEXT = """-DOCSTART- -X- -X- O
+
+Zorblat NNP I-NP I-ORG
+rejects VBZ I-VP O
+Quennish JJ I-NP I-MISC
+call NN I-NP O
+. . O O
+
+Mira NNP I-NP I-PER
+Tolvane NNP I-NP I-PER
+Ostrava NNP I-NP I-LOC
+Brenn NNP I-NP B-LOC
+. . O O
+
+-DOCSTART- -X- -X- O
+
+Kell NNP I-NP I-PER
+met VBD I-VP O
+Dara NNP I-NP B-PER
+in IN I-PP O
+Velm NNP I-NP I-LOC
+City NNP I-NP I-LOC
+. . O O
+"""
+
+IOB2_TAGS = [
+    ["B-ORG", "O", "B-MISC", "O", "O"],
+    ["B-PER", "I-PER", "B-LOC", "B-LOC", "O"],
+    ["B-PER", "O", "B-PER", "O", "B-LOC", "I-LOC", "O"],
+]
+
+VOCAB_WORDS = ["the", "in", "met", "city", "rejects", "call", "germany", "eu", "john", "berlin", "angela",
+               "merkel", "lives", "works", "for", "visited", "and", "of", "a", "to"]
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
+def to_two_columns(text: str) -> str:
+    return "\n".join(" ".join([c[0], c[-1]]) if (c := line.split()) else "" for line in text.split("\n"))
+
+
+@pytest.fixture
+def iob1_file(tmp_path: Path) -> Path:
+    return write(tmp_path / "eng.iob1", IOB1_TEXT)
+
+
+def make_split_folder(folder: Path, text: str = IOB1_TEXT) -> Path:
+    for name in nu.SPLIT_FILES.values():
+        write(folder / name, text)
+    return folder
+
+
+def tiny_vocab() -> list[str]:
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(chars + ".,-'()!?:;")
+            + ["##" + c for c in chars] + VOCAB_WORDS)
+
+
+def build_tiny_model(folder: Path, max_positions: int = 64, seed: int = 0) -> Path:
+    """Save a randomly initialised 2-layer BERT and its WordPiece tokenizer to ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": max_positions}))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tiny_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=max_positions, num_labels=len(nu.LABELS),
+                        id2label=dict(enumerate(nu.LABELS)), label2id={l: i for i, l in enumerate(nu.LABELS)})
+    BertForTokenClassification(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir: Path):
+    """(model, tokenizer) of the tiny BERT, max 64 pieces."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    return (AutoModelForTokenClassification.from_pretrained(str(tiny_model_dir)),
+            AutoTokenizer.from_pretrained(str(tiny_model_dir)))
+
+
+def require_real_data() -> None:
+    """Skip with a reason where the data is absent; fail instead under NER_REQUIRE_DATA=1 (CI)."""
+    if (REAL_DATA / "eng.testb").exists():
+        return
+    reason = f"CoNLL-2003 data not found at {REAL_DATA} (set CONLL_DIR to the folder holding eng.train)"
+    if os.environ.get("NER_REQUIRE_DATA") == "1":
+        pytest.fail(reason + "; NER_REQUIRE_DATA=1 forbids skipping")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def real_splits():
+    require_real_data()
+    return nu.load_conll2003(REAL_DATA)
+
+
+@pytest.fixture(scope="session")
+def real_raw():
+    require_real_data()
+    return {split: nu.read_conll(REAL_DATA / name) for split, name in nu.SPLIT_FILES.items()}
