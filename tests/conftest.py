@@ -134,3 +134,26 @@ def real_splits():
 def real_raw():
     require_real_data()
     return {split: nu.read_conll(REAL_DATA / name) for split, name in nu.SPLIT_FILES.items()}
+
+
+def synthetic_splits(n_train: int = 160, n_eval: int = 24, seed: int = 0) -> dict[str, list[nu.Sentence]]:
+    """Made-up sentences with learnable entities (john=PER, berlin/germany=LOC, eu=ORG), IOB2, 4 docs."""
+    import random
+
+    rng = random.Random(seed)
+    patterns = [
+        (["john", "lives", "in", "berlin"], ["B-PER", "O", "O", "B-LOC"]),
+        (["the", "eu", "visited", "germany"], ["O", "B-ORG", "O", "B-LOC"]),
+        (["angela", "merkel", "works", "for", "the", "eu"], ["B-PER", "I-PER", "O", "O", "O", "B-ORG"]),
+        (["john", "met", "angela", "merkel", "in", "the", "city"], ["B-PER", "O", "B-PER", "I-PER", "O", "O", "O"]),
+        (["berlin", "and", "germany"], ["B-LOC", "O", "B-LOC"]),
+    ]
+
+    def make(n: int) -> list[nu.Sentence]:
+        out = []
+        for i in range(n):
+            words, tags = rng.choice(patterns)
+            out.append(nu.Sentence(list(words), list(tags), doc=i * 4 // n))
+        return out
+
+    return {"train": make(n_train), "testa": make(n_eval), "testb": make(n_eval)}

@@ -1,0 +1,105 @@
+"""python -m ner_utils train / evaluate / predict."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import ner_utils as nu
+from conftest import ROOT, synthetic_splits
+
+
+def _write_conll(folder, splits):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, name in nu.SPLIT_FILES.items():
+        docs, lines = None, []
+        for s in splits[split]:
+            if s.doc != docs:
+                lines += ["-DOCSTART- -X- -X- O", ""]
+                docs = s.doc
+            lines += [f"{w} NN I-NP {t}" for w, t in zip(s.words, s.tags)] + [""]
+        (folder / name).write_text("\n".join(lines))
+    return folder
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "ner_utils", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir):
+    root = tmp_path_factory.mktemp("cli")
+    data = _write_conll(root / "data", synthetic_splits())
+    out = root / "model"
+    code = nu.main(["train", "--data", str(data), "--model", str(tiny_model_dir), "--epochs", "2",
+                    "--output", str(out), "--seed", "1", "--max-eval-sentences", "20", "--lr", "0.002",
+                    "--batch-size", "8"])
+    assert code == 0
+    return data, out
+
+
+def test_train_prints_reports_and_writes_metrics(trained, capsys):
+    _, out = trained
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"testa_f1", "testb_f1", "train_seconds", "model", "testa", "testb"} <= set(metrics)
+    assert metrics["testb"]["overall"]["gold"] == sum(len(nu.get_spans(s.tags)) for s in synthetic_splits()["testb"][:20])
+    assert set(metrics["testb"]) >= {"LOC", "MISC", "ORG", "PER", "overall"}
+
+
+def test_evaluate_writes_conlleval_file_with_every_word(trained, tmp_path, capsys):
+    data, model = trained
+    assert nu.main(["evaluate", "--model", str(model), "--data", str(data), "--output", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "processed 112 tokens" in printed or "processed" in printed
+    lines = (tmp_path / "predictions.testb.txt").read_text().split("\n")
+    testb = nu.load_conll2003(data)["testb"]
+    rows = [line.split() for line in lines if line]
+    assert len(rows) == sum(len(s.words) for s in testb)
+    assert all(len(r) == 3 for r in rows)
+    assert lines.count("") == len(testb) + 1  # one blank after every sentence, plus the final newline
+    gold = [r[1] for r in rows]
+    assert gold == [t for s in testb for t in s.tags]
+    report = printed.split("\n", 1)[1]
+    pred = [[r[2] for r in rows][sum(len(x.words) for x in testb[:i]):][:len(s.words)] for i, s in enumerate(testb)]
+    assert nu.conlleval_report([s.tags for s in testb], pred) == report
+
+
+def test_evaluate_defaults_to_the_model_folder(trained, capsys):
+    data, model = trained
+    assert nu.main(["evaluate", "--model", str(model), "--data", str(data), "--split", "testa"]) == 0
+    assert (model / "predictions.testa.txt").exists()
+
+
+def test_predict_prints_entities(trained, capsys):
+    _, model = trained
+    assert nu.main(["predict", "--model", str(model), "john lives in berlin.", "The EU met."]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "john lives in berlin ."
+    assert "The EU met ." in out
+
+
+def test_help_on_each_command():
+    for args in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"]):
+        done = _run(*args)
+        assert done.returncode == 0 and "usage:" in done.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["train", "--epochs", "x"], ["evaluate"], ["fly"], ["predict", "--model", "m"]])
+def test_bad_arguments_exit_2_with_usage(args):
+    done = _run(*args)
+    assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_missing_data_is_one_clear_line_without_traceback(tmp_path):
+    done = _run("train", "--data", str(tmp_path / "nowhere"), "--model", "x", "--epochs", "1")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: CoNLL-2003 file(s) eng.train, eng.testa, eng.testb not found")
+
+
+def test_tokenize_text():
+    assert nu.tokenize_text("Angela Merkel visited Berlin.") == ["Angela", "Merkel", "visited", "Berlin", "."]
+    assert nu.tokenize_text("U.S. stocks rose 2.5% (Reuters)") == ["U.S.", "stocks", "rose", "2.5", "%", "(", "Reuters", ")"]
