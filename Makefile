@@ -29,6 +29,8 @@ test: $(STAMP)
 notebook: $(STAMP)
 	@test -f $(NB) || { echo "error: $(NB) does not exist yet (it arrives with the notebook issue)"; exit 1; }
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 $(NB)
+	@# second pass, no execution: collapse progress bars (\r updates) to their final state
+	$(BIN)/jupyter nbconvert --to notebook --inplace --coalesce-streams $(NB)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

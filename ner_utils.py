@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
     import torch
 
 __all__ = [
-    "Sentence", "ConllFormatError", "DataNotFoundError", "read_conll", "parse_conll", "load_conll2003",
+    "Sentence", "ConllFormatError", "DataNotFoundError", "read_conll", "parse_conll", "read_splits", "load_conll2003",
     "iob1_to_iob2", "tag_scheme", "get_spans", "LABELS", "ENTITY_TYPES", "dataset_stats",
     "align_labels", "encode", "make_batches", "predict_tags", "span_scores", "conlleval_report",
 ]
@@ -152,8 +152,8 @@ def _zip_member(zf: zipfile.ZipFile, filename: str) -> str | None:
     return min(hits, key=lambda n: (n.count("/"), n)) if hits else None
 
 
-def _read_split_files(source: str | os.PathLike | None) -> dict[str, list[Sentence]]:
-    """Read eng.train/testa/testb from a folder (any depth) or a zip (any depth), raw tags."""
+def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sentence]]:
+    """Read eng.train/testa/testb from a folder or a zip (at any depth) with the tags as written (no conversion)."""
     root, how = _split_sources(source)
     root = root.resolve()
     raw: dict[str, list[Sentence]] = {}
@@ -191,7 +191,7 @@ def load_conll2003(source: str | os.PathLike | None = None) -> dict[str, list[Se
 
     ``source`` is a folder or the course's zip; None means $CONLL_DIR, else conll_2003_ner/ here.
     """
-    splits = _read_split_files(source)
+    splits = read_splits(source)
     known = set(LABELS)
     for split, sentences in splits.items():
         for s in sentences:
@@ -288,6 +288,25 @@ def dataset_stats(splits: dict[str, list[Sentence]]) -> "pd.DataFrame":
         row.update({kind: kinds.get(kind, 0) for kind in sorted(set(ENTITY_TYPES) | set(kinds))})
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").fillna(0).astype(int)
+
+
+def sentence_table(sentence: Sentence) -> "pd.DataFrame":
+    """A sentence as a two-row table: words over their tags."""
+    import pandas as pd
+
+    return pd.DataFrame([sentence.words, sentence.tags], index=["word", "tag"])
+
+
+def iob_example(raw: Sequence[Sentence], converted: Sequence[Sentence]) -> "pd.DataFrame":
+    """The shortest sentence whose original tags use ``B-`` (an entity right after one of the same type),
+    with its IOB1 and IOB2 tags side by side."""
+    import pandas as pd
+
+    pairs = [(r, c) for r, c in zip(raw, converted) if any(t.startswith("B-") for t in r.tags)]
+    if not pairs:
+        raise ValueError("no sentence with a B- tag")
+    r, c = min(pairs, key=lambda pair: len(pair[0].words))
+    return pd.DataFrame({"word": r.words, "IOB1 (file)": r.tags, "IOB2 (loaded)": c.tags})
 
 
 # =============================================================================================
@@ -461,6 +480,23 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
             "sentence": i,
         })
     return features
+
+
+def alignment_table(tokenizer: Any, sentence: Sentence, label2id: dict[str, int]) -> "pd.DataFrame":
+    """Word pieces of one sentence with their ``word_ids()``, word and training label (-100 = ignored)."""
+    import pandas as pd
+
+    enc = tokenizer(sentence.words, is_split_into_words=True)
+    word_ids = enc.word_ids()
+    labels = align_labels(word_ids, [label2id[t] for t in sentence.tags])
+    id2label = {i: t for t, i in label2id.items()}
+    return pd.DataFrame({
+        "piece": tokenizer.convert_ids_to_tokens(enc["input_ids"]),
+        "word_id": ["None" if w is None else str(w) for w in word_ids],
+        "word": ["" if w is None else sentence.words[w] for w in word_ids],
+        "label_id": labels,
+        "label": [id2label.get(x, "(ignored)") for x in labels],
+    })
 
 
 # =============================================================================================
@@ -748,15 +784,37 @@ class CheckpointError(RuntimeError):
     """checkpoint-last/ is unreadable or belongs to another run (model, labels or settings)."""
 
 
+def cpu_has_bf16() -> bool:
+    """True if this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def _mixed_precision(setting: str) -> str:
-    """Resolve "auto": bf16 on CUDA where supported, else fp16 (with loss scaling); fp32 ("no") on CPU."""
+    """Resolve "auto": bf16 on CUDA where supported, else fp16 (with loss scaling); on a CPU, bf16 where the
+    CPU has native bf16 (benchmarks/README.md: about 2x faster at equal F1 on this AVX-512 machine), else fp32."""
     import torch
 
     if setting != "auto":
         return setting
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+    return "bf16" if cpu_has_bf16() else "no"
+
+
+def _autocast(device: Any, precision: str) -> Any:
+    """The autocast context for inference on ``device``: "auto" resolves as in training, "no" is fp32."""
+    import contextlib
+
+    import torch
+
+    mode = _mixed_precision(precision)
+    if mode not in ("bf16", "fp16"):
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
 
 def _optimizer(model: Any, config: TrainConfig) -> Any:
@@ -767,8 +825,11 @@ def _optimizer(model: Any, config: TrainConfig) -> Any:
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:  # the fused kernel does the whole update in one pass (CPU and CUDA, torch >= 2.4)
+        return torch.optim.AdamW(groups, lr=config.lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=config.lr)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -881,11 +942,12 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     wall_start = time.perf_counter()
-    acc = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
+    precision = _mixed_precision(config.mixed_precision)
+    acc = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
     set_seed(config.seed)
     model, tokenizer = load_model(config.model, LABELS)
     shapes = config.word_shapes == "on" or (config.word_shapes == "auto" and not model.ner_info["cased"])
@@ -955,7 +1017,7 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
         history["train_seconds"] += time.perf_counter() - epoch_start
         unwrapped = acc.unwrap_model(model)
         f1 = span_scores([s.tags for s in testa], predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size,
-                                                               acc.device))["overall"]["f1"]
+                                                               acc.device, precision=precision))["overall"]["f1"]
         history["testa_f1"].append(f1)
         if f1 > history["best_f1"]:
             history["best_f1"], history["best_epoch"] = f1, epoch + 1
@@ -971,8 +1033,8 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
     unwrapped = acc.unwrap_model(model)
     if best_weights is not None:  # the best epoch by eng.testa, not necessarily the last
         unwrapped.load_state_dict(best_weights)
-    testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device)
-    testb_pred = predict_tags(unwrapped, tokenizer, testb, config.eval_batch_size, acc.device)
+    testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device, precision=precision)
+    testb_pred = predict_tags(unwrapped, tokenizer, testb, config.eval_batch_size, acc.device, precision=precision)
     result = TrainResult(
         model=model_name(unwrapped), config=asdict(config), model_info=dict(unwrapped.ner_info),
         losses=history["losses"], testa_f1_per_epoch=history["testa_f1"], best_epoch=history["best_epoch"],
@@ -1003,8 +1065,11 @@ def _id2label(model: Any) -> dict[int, str]:
 
 
 def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int = 64,
-                   device: Any = None, context: int | None = None) -> list["torch.Tensor"]:
-    """Per sentence, a [words x labels] tensor of log-probabilities read at each word's first piece."""
+                   device: Any = None, context: int | None = None, precision: str = "auto") -> list["torch.Tensor"]:
+    """Per sentence, a [words x labels] tensor of log-probabilities read at each word's first piece.
+
+    ``precision``: "auto" runs under bf16/fp16 autocast where training would ("no" for plain fp32).
+    """
     import torch
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -1015,7 +1080,7 @@ def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], ba
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(device, precision):
             for batch in make_batches(features, batch_size, shuffle=False, pad_token_id=tokenizer.pad_token_id or 0):
                 logits = model(**_model_inputs(batch, device, uses_word_shapes(model), labels=False)).logits
                 logp = logits.float().log_softmax(-1).cpu()
@@ -1062,15 +1127,16 @@ def viterbi_decode(log_probs: "torch.Tensor", labels: Sequence[str]) -> list[str
 
 
 def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int = 64,
-                 device: Any = None, decode: str | None = None) -> list[list[str]]:
+                 device: Any = None, decode: str | None = None, precision: str = "auto") -> list[list[str]]:
     """One predicted tag per word, sentences in input order (eval mode, no gradients).
 
     ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
+    ``precision``: "auto" (bf16 autocast where the hardware has it natively) or "no" (fp32).
     """
     id2label = _id2label(model)
     labels = [id2label[i] for i in range(len(id2label))]
     decode = decode or getattr(model.config, "ner_decode", "argmax")
-    scores = word_log_probs(model, tokenizer, sentences, batch_size, device)
+    scores = word_log_probs(model, tokenizer, sentences, batch_size, device, precision=precision)
     if decode == "viterbi":
         return [viterbi_decode(s, labels) for s in scores]
     if decode != "argmax":
@@ -1146,8 +1212,151 @@ def conlleval_report(gold: Sequence[Any], pred: Sequence[Any]) -> str:
 
 
 # =============================================================================================
+# Error analysis
+# =============================================================================================
+
+ERROR_KINDS = ["wrong type", "wrong boundary", "missed", "spurious"]
+
+
+def span_errors(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]) -> "pd.DataFrame":
+    """Every span error, one row each: kind (``ERROR_KINDS``), gold and predicted type and text, sentence.
+
+    wrong type: same boundaries, other type. wrong boundary: overlaps a prediction but the boundaries
+    differ. missed: a gold span that no prediction touches. spurious: a prediction that touches no gold span.
+    """
+    import pandas as pd
+
+    rows = []
+    for i, (s, p) in enumerate(zip(sentences, pred, strict=True)):
+        gold, guess = set(get_spans(s.tags)), set(get_spans(p))
+        exact = gold & guess
+        for kind, a, b in sorted(gold - exact, key=lambda x: x[1]):
+            same = [g for g in guess if (g[1], g[2]) == (a, b)]
+            overlap = [g for g in guess if g[1] < b and a < g[2]]
+            other = same[0] if same else (overlap[0] if overlap else None)
+            rows.append({"kind": "wrong type" if same else "wrong boundary" if overlap else "missed",
+                         "gold_type": kind, "pred_type": other[0] if other else "-", "gold": " ".join(s.words[a:b]),
+                         "pred": " ".join(s.words[other[1]:other[2]]) if other else "", "sentence": i})
+        for kind, a, b in sorted(guess - exact, key=lambda x: x[1]):
+            if not any(g[1] < b and a < g[2] for g in gold):
+                rows.append({"kind": "spurious", "gold_type": "-", "pred_type": kind, "gold": "",
+                             "pred": " ".join(s.words[a:b]), "sentence": i})
+    return pd.DataFrame(rows, columns=["kind", "gold_type", "pred_type", "gold", "pred", "sentence"])
+
+
+def type_confusion(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]) -> "pd.DataFrame":
+    """Gold type (rows) against predicted type (columns) over exact and overlapping span pairs;
+    "-" is no span (missed gold in the last column, spurious predictions in the last row)."""
+    import pandas as pd
+
+    kinds = sorted({k for s in sentences for k, _, _ in get_spans(s.tags)} | {k for p in pred for k, _, _ in get_spans(p)})
+    table = pd.DataFrame(0, index=kinds + ["-"], columns=kinds + ["-"])
+    for s, p in zip(sentences, pred, strict=True):
+        gold, guess = get_spans(s.tags), get_spans(p)
+        for kind, a, b in gold:
+            hit = [g for g in guess if (g[1], g[2]) == (a, b)] or [g for g in guess if g[1] < b and a < g[2]]
+            table.loc[kind, hit[0][0] if hit else "-"] += 1
+        for kind, a, b in guess:
+            if not any(g[1] < b and a < g[2] for g in gold):
+                table.loc["-", kind] += 1
+    table.index.name, table.columns.name = "gold", "predicted"
+    return table
+
+
+def mark_entities(words: Sequence[str], tags: Sequence[str]) -> str:
+    """Words with their spans bracketed: ``[Angela Merkel]PER visited [Berlin]LOC``."""
+    out = list(words)
+    for kind, a, b in get_spans(tags):
+        out[a] = "[" + out[a]
+        out[b - 1] = out[b - 1] + "]" + kind
+    return " ".join(out)
+
+
+def error_examples(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]], n: int = 10,
+                   seed: int = 0) -> "pd.DataFrame":
+    """``n`` sentences with at least one span error (a seeded sample), gold and predicted mark-up."""
+    import pandas as pd
+
+    wrong = sorted(set(span_errors(sentences, pred)["sentence"]))
+    picked = sorted(random.Random(seed).sample(wrong, min(n, len(wrong))))
+    return pd.DataFrame({"gold": [mark_entities(sentences[i].words, sentences[i].tags) for i in picked],
+                         "predicted": [mark_entities(sentences[i].words, pred[i]) for i in picked]}, index=picked)
+
+
+# Published eng.testb F1 (the assignment's comparison table).
+SOTA = [
+    ("Lample et al. (2016)", "BiLSTM-CRF", 90.94, "NAACL 2016, arXiv:1603.01360"),
+    ("Ma & Hovy (2016)", "BiLSTM-CNN-CRF", 91.21, "ACL 2016, arXiv:1603.01354"),
+    ("Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "NAACL 2018, arXiv:1802.05365"),
+    ("Akbik et al. (2018)", "Flair contextual string embeddings", 93.09, "COLING 2018"),
+    ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "NAACL 2019, arXiv:1810.04805"),
+    ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "NAACL 2019, arXiv:1810.04805"),
+    ("typical reproductions", "bert-base-cased, sentence-level", 91.3, "e.g. the HF run_ner example"),
+    ("Yamada et al. (2020)", "LUKE (large)", 94.3, "EMNLP 2020, arXiv:2010.01057"),
+    ("Wang et al. (2021)", "ACE + document context", 94.6, "ACL 2021, arXiv:2010.05006"),
+]
+
+
+def sota_table(testb_f1: float, model: str, parameters: int | None = None) -> "pd.DataFrame":
+    """The published eng.testb F1 figures with this run added, best first."""
+    import pandas as pd
+
+    size = f", {parameters / 1e6:.0f}M parameters" if parameters else ""
+    rows = SOTA + [("this run", f"{model}{size}", round(100 * testb_f1, 2), "this notebook")]
+    table = pd.DataFrame(rows, columns=["work", "model", "eng.testb F1", "source"])
+    return table.sort_values("eng.testb F1", ascending=False).reset_index(drop=True)
+
+
+def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
+    """The headline table of a run's metrics.json: P/R/F1 (%) on eng.testa and eng.testb."""
+    import pandas as pd
+
+    rows = {f"eng.{split}": {"precision": 100 * metrics[split]["overall"]["precision"],
+                             "recall": 100 * metrics[split]["overall"]["recall"], "F1": 100 * metrics[split]["overall"]["f1"]}
+            for split in ("testa", "testb")}
+    table = pd.DataFrame.from_dict(rows, orient="index").round(2)
+    table["model"] = metrics["model"]
+    table["training time"] = f"{metrics['train_seconds'] / 60:.1f} min"
+    return table
+
+
+def environment_info() -> dict[str, str]:
+    """Versions and hardware, for the reproducibility section."""
+    import platform
+
+    import torch
+    import transformers
+
+    cpu = "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "?"
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU: {cpu}, {os.cpu_count()} cores",
+            "mixed precision": _mixed_precision("auto")}
+
+
+# =============================================================================================
 # Plots
 # =============================================================================================
+
+
+def plot_confusion(table: "pd.DataFrame") -> Any:
+    """Heatmap of ``type_confusion`` (counts; the diagonal holds the right types)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    image = ax.imshow(table.values, cmap="Blues", norm=__import__("matplotlib.colors", fromlist=["LogNorm"]).LogNorm(
+        vmin=1, vmax=max(int(table.values.max()), 2)))
+    ax.set_xticks(range(len(table.columns)), table.columns)
+    ax.set_yticks(range(len(table.index)), table.index)
+    for (r, c), v in __import__("numpy").ndenumerate(table.values):
+        ax.text(c, r, str(v), ha="center", va="center", fontsize=8, color="white" if v > table.values.max() / 3 else "black")
+    ax.set(xlabel="predicted type (- : none)", ylabel="gold type (- : none)", title="Span type confusion (log colour)")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
 
 
 def plot_training(result: TrainResult, smooth: int = 50) -> Any:

@@ -158,6 +158,11 @@ def test_missing_folder_and_env_default(tmp_path, monkeypatch):
         nu.load_conll2003()
 
 
+def test_read_splits_keeps_the_original_tags(tmp_path):
+    raw = nu.read_splits(make_split_folder(tmp_path / "d"))
+    assert raw["train"][1].tags == ["I-PER", "I-PER", "I-LOC", "B-LOC", "O"]
+
+
 def test_unknown_type_in_test_split_is_an_error(tmp_path):
     folder = make_split_folder(tmp_path / "d")
     write(folder / "eng.testb", "A NNP I-NP I-DATE\n")

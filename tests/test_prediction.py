@@ -46,7 +46,7 @@ def test_predict_matches_argmax_of_first_piece_logits(tiny):
         logits = model(**{k: v for k, v in enc.items() if k != "token_type_ids"}).logits[0]
     firsts = [enc.word_ids().index(i) for i in range(len(words))]
     expected = [model.config.id2label[int(logits[p].argmax())] for p in firsts]
-    assert nu.predict_tags(model, tok, [nu.Sentence(words, [])]) == [expected]
+    assert nu.predict_tags(model, tok, [nu.Sentence(words, [])], decode="argmax", precision="no") == [expected]
 
 
 @pytest.mark.real_data
@@ -55,3 +55,11 @@ def test_every_testb_word_gets_a_prediction(real_splits, tiny):
     tags = nu.predict_tags(model, tok, real_splits["testb"], batch_size=128)
     assert sum(len(t) for t in tags) == 46435
     assert [len(t) for t in tags] == [len(s.words) for s in real_splits["testb"]]
+
+
+def test_bf16_autocast_prediction_agrees_with_fp32_on_shapes(tiny):
+    model, tok = tiny
+    sentences = [nu.Sentence("john lives in berlin".split(), [])]
+    fp32 = nu.word_log_probs(model, tok, sentences, precision="no")[0]
+    bf16 = nu.word_log_probs(model, tok, sentences, precision="bf16")[0]
+    assert fp32.shape == bf16.shape and torch.allclose(fp32, bf16, atol=0.1)

@@ -29,6 +29,9 @@ def test_config_defaults_are_the_usual_recipe():
     assert (c.model, c.epochs, c.lr, c.batch_size, c.warmup_ratio, c.weight_decay, c.max_grad_norm, c.seed) == (
         "bert-base-cased", 3, 5e-5, 32, 0.1, 0.01, 1.0, 42)
     assert c.mixed_precision == "auto" and nu._mixed_precision("auto") in ("no", "bf16", "fp16")
+    if not torch.cuda.is_available():
+        assert nu._mixed_precision("auto") == ("bf16" if nu.cpu_has_bf16() else "no")
+    assert nu._mixed_precision("no") == "no"
 
 
 def test_optimizer_skips_decay_on_bias_and_layernorm(tiny):

@@ -1,0 +1,185 @@
+"""Training and evaluation speed: this project's loop against the Hugging Face Trainer recipe.
+
+Three recipes train the embedded default checkpoint (all-MiniLM-L6-v2) on the same first sentences of the
+real eng.train, each in its own process (so peak memory is its own), on this machine:
+
+  1. ours     - ner_utils.train as a user gets it: length-grouped, dynamically padded batches, fused AdamW,
+                mixed_precision="auto" (bf16 autocast on a CPU with native bf16, as here), batch 16, lr 5e-5
+  2. trainer  - the run_ner-style HF Trainer: DataCollatorForTokenClassification, batch 16, lr 5e-5,
+                no length grouping, evaluation batch 8 (run_ner's defaults)
+  3. pad128   - the seed notebook: every sentence padded to 128 pieces, batch 16, lr 5e-5 (HF Trainer)
+
+Explanation rows: ours in fp32 (no autocast) and ours at batch 32. Each trains for --steps optimizer
+steps, then predicts eng.testa + eng.testb in full (timed) and scores eng.testa span F1.
+
+    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/train_speed.py --steps 150
+
+The last line is machine-readable:
+    SPEEDUP train_tokens_per_s_vs_trainer=X.XX eval_time_vs_trainer=Y.YY
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import ner_utils as nu  # noqa: E402
+
+LABEL2ID = {label: i for i, label in enumerate(nu.LABELS)}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_ours(splits, steps: int, batch: int, precision: str, out: Path) -> dict:
+    config = nu.TrainConfig(model=str(nu.embedded_model_path()), epochs=1, lr=5e-5, batch_size=batch,
+                            max_train_sentences=steps * batch, max_eval_sentences=1, output_dir=str(out),
+                            mixed_precision=precision, word_shapes="off", decode="argmax", progress=False)
+    result = nu.train(config, splits)
+    model, tok = nu.load_model(str(out), fallback=False)
+    model.config.ner_decode = "argmax"
+    start = time.perf_counter()
+    pred = {s: nu.predict_tags(model, tok, splits[s], batch_size=64, precision=precision)
+            for s in ("testa", "testb")}
+    eval_s = time.perf_counter() - start
+    tokens = sum(len(f["input_ids"]) for f in nu.encode(tok, splits["train"][:steps * batch], LABEL2ID))
+    return {"train_s": result.train_seconds, "real_tokens": tokens,
+            "tokens_per_s": result.tokens_per_second, "eval_s": eval_s,
+            "testa_f1": nu.span_scores([s.tags for s in splits["testa"]], pred["testa"])["overall"]["f1"],
+            "peak_mb": _peak_mb()}
+
+
+def _trainer_features(tok, sentences, pad_to: int | None):
+    feats = []
+    for s in sentences:
+        enc = tok(s.words, is_split_into_words=True, truncation=True, max_length=pad_to or 512,
+                  padding="max_length" if pad_to else False)
+        labels = nu.align_labels(enc.word_ids(), [LABEL2ID[t] for t in s.tags]) if s.tags else None
+        f = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        if labels is not None:
+            f["labels"] = labels
+        feats.append(f)
+    return feats
+
+
+def run_trainer(splits, steps: int, batch: int, pad_to: int | None, out: Path) -> dict:
+    import numpy as np
+    import torch
+    from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+
+    model, tok = nu.load_model(str(nu.embedded_model_path()), fallback=False)
+    train_sents = splits["train"][:steps * batch]
+    train_feats = _trainer_features(tok, train_sents, pad_to)
+    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=batch, per_device_eval_batch_size=8,
+                             learning_rate=5e-5, num_train_epochs=1, max_steps=steps, report_to="none",
+                             save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
+                             use_cpu=True, seed=42, dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=train_feats,
+                      data_collator=DataCollatorForTokenClassification(tok))
+    metrics = trainer.train().metrics
+    real = sum(sum(f["attention_mask"]) for f in train_feats)
+    start = time.perf_counter()
+    pred = {}
+    for split in ("testa", "testb"):
+        feats = _trainer_features(tok, splits[split], pad_to)
+        for f, s in zip(feats, splits[split]):
+            f["labels"] = nu.align_labels(tok(s.words, is_split_into_words=True, truncation=True,
+                                              max_length=pad_to or 512).word_ids(), [0] * len(s.words))
+        output = trainer.predict(feats)
+        logits = output.predictions
+        tags = []
+        for row, labels in zip(np.argmax(logits, -1), output.label_ids):
+            tags.append([nu.LABELS[p] for p, l in zip(row, labels) if l != -100])
+        pred[split] = tags
+    eval_s = time.perf_counter() - start
+    gold = [s.tags for s in splits["testa"]]
+    # a word truncated away by the 128-piece recipe counts as O, as in the seed notebook
+    testa = [p + ["O"] * (len(g) - len(p)) for p, g in zip(pred["testa"], gold)]
+    return {"train_s": metrics["train_runtime"], "real_tokens": real, "tokens_per_s": real / metrics["train_runtime"],
+            "eval_s": eval_s, "testa_f1": nu.span_scores(gold, testa)["overall"]["f1"], "peak_mb": _peak_mb()}
+
+
+def run_trainer_full(splits, out: Path, epochs: int = 3) -> dict:
+    """The accuracy anchor: the run_ner-style Trainer for full epochs (batch 16, lr 5e-5, fp32), argmax."""
+    import numpy as np
+    from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+
+    model, tok = nu.load_model(str(nu.embedded_model_path()), fallback=False)
+    feats = _trainer_features(tok, splits["train"], None)
+    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=16, per_device_eval_batch_size=8,
+                             learning_rate=5e-5, num_train_epochs=epochs, report_to="none", save_strategy="no",
+                             eval_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True, seed=0)
+    trainer = Trainer(model=model, args=args, train_dataset=feats, data_collator=DataCollatorForTokenClassification(tok))
+    runtime = trainer.train().metrics["train_runtime"]
+    row = {"train_seconds": runtime, "tokens_per_second": epochs * sum(sum(f["attention_mask"]) for f in feats) / runtime}
+    for split in ("testa", "testb"):
+        tags = nu.predict_tags(model, tok, splits[split], decode="argmax", precision="no")
+        row[split] = nu.span_scores([s.tags for s in splits[split]], tags)["overall"]["f1"]
+    return row
+
+
+RECIPES = {
+    "ours": lambda sp, a, out: run_ours(sp, a.steps, 16, "auto", out),
+    "ours-fp32": lambda sp, a, out: run_ours(sp, a.steps, 16, "no", out),
+    "ours-b32": lambda sp, a, out: run_ours(sp, a.steps // 2, 32, "auto", out),
+    "trainer": lambda sp, a, out: run_trainer(sp, a.steps, 16, None, out),
+    "pad128": lambda sp, a, out: run_trainer(sp, a.pad_steps, 16, 128, out),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=150, help="optimizer steps per recipe (batch 16)")
+    parser.add_argument("--pad-steps", type=int, default=60, help="steps for the slow pad-to-128 recipe")
+    parser.add_argument("--recipes", default="ours,trainer,pad128,ours-fp32,ours-b32")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
+    args = parser.parse_args()
+    splits = nu.load_conll2003()
+    if args.one:  # child process: one recipe, JSON on the last line
+        print(json.dumps(RECIPES[args.one](splits, args, Path(args.out) / args.one)))
+        return
+    rows = {}
+    for name in args.recipes.split(","):
+        cmd = [sys.executable, __file__, "--one", name, "--steps", str(args.steps), "--pad-steps", str(args.pad_steps),
+               "--out", args.out]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+        rows[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{name:10s} done: {rows[name]}", file=sys.stderr, flush=True)
+    base = rows["trainer"]
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    import torch
+    import transformers
+    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"transformers {transformers.__version__}, Python {platform.python_version()}; "
+          f"mixed_precision='auto' resolves to {nu._mixed_precision('auto')!r} here")
+    print(f"work: {args.steps} steps of batch 16 on the first sentences of eng.train (pad128: {args.pad_steps} steps); "
+          "evaluation = predict all of eng.testa + eng.testb\n")
+    print("| recipe | train tokens/s | s / epoch (eng.train, est.) | train speed vs Trainer | eval s (testa+testb) "
+          "| eval time vs Trainer | testa F1 after these steps | peak RSS MiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    epoch_tokens = rows["ours"]["real_tokens"] * 14041 / (args.steps * 16)
+    for name, r in rows.items():
+        print(f"| {name} | {r['tokens_per_s']:.0f} | {epoch_tokens / r['tokens_per_s']:.0f} | "
+              f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['eval_s']:.1f} | {r['eval_s'] / base['eval_s']:.2f} | "
+              f"{100 * r['testa_f1']:.2f} | {r['peak_mb']:.0f} |")
+    print(f"\nSPEEDUP train_tokens_per_s_vs_trainer={rows['ours']['tokens_per_s'] / base['tokens_per_s']:.2f} "
+          f"eval_time_vs_trainer={rows['ours']['eval_s'] / base['eval_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

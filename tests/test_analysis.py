@@ -1,0 +1,81 @@
+"""Error analysis and the notebook's tables."""
+from __future__ import annotations
+
+import ner_utils as nu
+
+
+def _s(words, tags):
+    return nu.Sentence(words.split(), tags)
+
+
+def test_span_errors_classifies_each_kind():
+    sentences = [_s("a b c d e f g", ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "O"])]
+    pred = [["B-PER", "O", "O", "B-ORG", "O", "O", "B-MISC"]]
+    errors = nu.span_errors(sentences, pred)
+    got = sorted(zip(errors["kind"], errors["gold"], errors["pred"]))
+    assert got == [("missed", "f", ""), ("spurious", "", "g"), ("wrong boundary", "a b", "a"),
+                   ("wrong type", "d", "d")]
+    assert set(errors.columns) == {"kind", "gold_type", "pred_type", "gold", "pred", "sentence"}
+
+
+def test_no_errors_gives_an_empty_table():
+    sentences = [_s("a b", ["B-PER", "O"])]
+    assert len(nu.span_errors(sentences, [["B-PER", "O"]])) == 0
+
+
+def test_type_confusion_counts_pairs_missed_and_spurious():
+    sentences = [_s("a b c d", ["B-PER", "O", "B-LOC", "O"]), _s("e f", ["B-ORG", "O"])]
+    pred = [["B-PER", "O", "B-ORG", "B-MISC"], ["O", "O"]]
+    table = nu.type_confusion(sentences, pred)
+    assert table.loc["PER", "PER"] == 1 and table.loc["LOC", "ORG"] == 1
+    assert table.loc["ORG", "-"] == 1 and table.loc["-", "MISC"] == 1
+    assert int(table.values.sum()) == 4
+
+
+def test_mark_entities_and_examples():
+    assert nu.mark_entities(["Angela", "Merkel", "visited", "Berlin"], ["B-PER", "I-PER", "O", "B-LOC"]) == \
+        "[Angela Merkel]PER visited [Berlin]LOC"
+    sentences = [_s("a b", ["B-PER", "O"]), _s("c d", ["O", "O"]), _s("e", ["B-LOC"])]
+    pred = [["B-PER", "O"], ["B-ORG", "O"], ["O"]]
+    table = nu.error_examples(sentences, pred, n=10)
+    assert list(table.index) == [1, 2]
+    assert table.loc[1, "predicted"] == "[c]ORG d"
+
+
+def test_iob_example_shows_the_b_tag_conversion():
+    raw = [_s("x y", ["I-PER", "O"]), _s("Italian Cup winners", ["I-MISC", "B-MISC", "O"])]
+    table = nu.iob_example(raw, [nu.Sentence(s.words, nu.iob1_to_iob2(s.tags)) for s in raw])
+    assert table["IOB2 (loaded)"].tolist() == ["B-MISC", "B-MISC", "O"]
+
+
+def test_alignment_table_marks_ignored_pieces(tiny):
+    _, tok = tiny
+    table = nu.alignment_table(tok, _s("john qz", ["B-PER", "O"]), {l: i for i, l in enumerate(nu.LABELS)})
+    assert table["piece"].tolist() == ["[CLS]", "john", "q", "##z", "[SEP]"]
+    assert table["label_id"].tolist() == [-100, 1, 0, -100, -100]
+    assert table["word_id"].tolist() == ["None", "0", "1", "1", "None"]
+
+
+def test_summary_and_sota_tables():
+    scores = nu.span_scores([["B-PER", "O"]], [["B-PER", "O"]])
+    metrics = {"model": "m", "train_seconds": 120, "testa": scores, "testb": scores}
+    table = nu.summary_table(metrics)
+    assert table.loc["eng.testb", "F1"] == 100.0 and table.loc["eng.testa", "training time"] == "2.0 min"
+    sota = nu.sota_table(0.9, "m", 22_000_000)
+    assert sota["eng.testb F1"].is_monotonic_decreasing
+    assert sota.loc[sota["work"] == "this run", "eng.testb F1"].item() == 90.0
+    assert len(sota) == len(nu.SOTA) + 1
+
+
+def test_plots_return_figures(tiny):
+    import matplotlib
+    matplotlib.use("Agg")
+    scores = {"testa": nu.span_scores([["B-PER"]], [["B-PER"]]), "testb": nu.span_scores([["B-LOC"]], [["O"]])}
+    assert nu.plot_f1_by_type(scores).axes
+    sentences = [_s("a b", ["B-PER", "O"])]
+    assert nu.plot_confusion(nu.type_confusion(sentences, [["B-LOC", "O"]])).axes
+    result = nu.TrainResult(model="m", config={}, model_info={}, losses=[1.0 / (i + 1) for i in range(120)],
+                            testa_f1_per_epoch=[0.5, 0.7], best_epoch=2, train_seconds=1, wall_seconds=1,
+                            tokens_per_second=1, peak_memory_mb=1, testa=scores["testa"], testb=scores["testb"])
+    assert len(nu.plot_training(result).axes) == 2
+    assert "PER" in nu.scores_table(scores).index.get_level_values("type")
