@@ -973,7 +973,7 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
     ckpt = out / "checkpoint-last"
     identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {"labels": LABELS, "resolved_model": model_name(acc.unwrap_model(model))}
     history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0}
-    best_weights, start_epoch = None, 0
+    best_weights, best_testa_pred, start_epoch = None, None, 0
     if resume:
         if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
             ckpt = ckpt.with_name(ckpt.name + ".old")  # interrupted between the two renames
@@ -1016,12 +1016,12 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
         bar.close()
         history["train_seconds"] += time.perf_counter() - epoch_start
         unwrapped = acc.unwrap_model(model)
-        f1 = span_scores([s.tags for s in testa], predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size,
-                                                               acc.device, precision=precision))["overall"]["f1"]
+        testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device, precision=precision)
+        f1 = span_scores([s.tags for s in testa], testa_pred)["overall"]["f1"]
         history["testa_f1"].append(f1)
         if f1 > history["best_f1"]:
             history["best_f1"], history["best_epoch"] = f1, epoch + 1
-            best_weights = _snapshot(unwrapped)
+            best_weights, best_testa_pred = _snapshot(unwrapped), testa_pred
         acc.print(f"epoch {epoch + 1}: eng.testa span F1 {100 * f1:.2f} (best {100 * history['best_f1']:.2f}, "
                   f"epoch {history['best_epoch']})")
         if acc.is_main_process:
@@ -1033,7 +1033,9 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
     unwrapped = acc.unwrap_model(model)
     if best_weights is not None:  # the best epoch by eng.testa, not necessarily the last
         unwrapped.load_state_dict(best_weights)
-    testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device, precision=precision)
+    if best_testa_pred is None:  # resumed after the best epoch: predict again with its weights
+        best_testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device, precision=precision)
+    testa_pred = best_testa_pred
     testb_pred = predict_tags(unwrapped, tokenizer, testb, config.eval_batch_size, acc.device, precision=precision)
     result = TrainResult(
         model=model_name(unwrapped), config=asdict(config), model_info=dict(unwrapped.ner_info),
@@ -1345,14 +1347,16 @@ def environment_info() -> dict[str, str]:
 def plot_confusion(table: "pd.DataFrame") -> Any:
     """Heatmap of ``type_confusion`` (counts; the diagonal holds the right types)."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
 
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    image = ax.imshow(table.values, cmap="Blues", norm=__import__("matplotlib.colors", fromlist=["LogNorm"]).LogNorm(
-        vmin=1, vmax=max(int(table.values.max()), 2)))
+    values = table.values
+    image = ax.imshow(values, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(int(values.max()), 2)))
     ax.set_xticks(range(len(table.columns)), table.columns)
     ax.set_yticks(range(len(table.index)), table.index)
-    for (r, c), v in __import__("numpy").ndenumerate(table.values):
-        ax.text(c, r, str(v), ha="center", va="center", fontsize=8, color="white" if v > table.values.max() / 3 else "black")
+    for r, row in enumerate(values):
+        for c, v in enumerate(row):
+            ax.text(c, r, str(v), ha="center", va="center", fontsize=8, color="white" if v > values.max() / 3 else "black")
     ax.set(xlabel="predicted type (- : none)", ylabel="gold type (- : none)", title="Span type confusion (log colour)")
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
@@ -1516,8 +1520,7 @@ def build_parser() -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m ner_utils``; data and model errors print one line and exit 1."""
     args = build_parser().parse_args(argv)
-    for var, value in (("TOKENIZERS_PARALLELISM", "false"),):
-        os.environ.setdefault(var, value)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.run(args)
     except (DataNotFoundError, ConllFormatError, ModelLoadError, CheckpointError) as err:

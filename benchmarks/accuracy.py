@@ -41,12 +41,13 @@ ROWS = {
     "plain-bf16": ("this loop, as `plain` with bf16 autocast", PLAIN | {"mixed_precision": "bf16"}),
     "shapes": ("`plain-bf16` + casing features", PLAIN | {"mixed_precision": "bf16", "word_shapes": "on"}),
     "context16": ("`plain-bf16` + document context K=16", PLAIN | {"mixed_precision": "bf16", "context": 16}),
-    **{f"best-s{s}": (f"final: casing + Viterbi + lr 1e-4, batch 32, 4 epochs, bf16; seed {s}", BEST | {"seed": s})
+    **{f"best-s{s}": (f"casing + Viterbi + lr 1e-4, batch 32, 4 epochs, bf16; seed {s}", BEST | {"seed": s})
        for s in (0, 1, 2)},
-    # exploration beyond the final combination (single seed, judged on eng.testa)
-    "best-e6": ("final, 6 epochs instead of 4 (seed 0)", BEST | {"epochs": 6}),
-    "best-ctx32": ("final + document context K=32 (seed 0)", BEST | {"context": 32}),
+    # 6 epochs: chosen because seed 0 beat the 4-epoch recipe on eng.testa (94.01 against 93.62)
+    **{f"final6-s{s}": (f"final: as `best` with 6 epochs; seed {s}", BEST | {"seed": s, "epochs": 6})
+       for s in (0, 1, 2)},
 }
+FINAL = "final6"
 GOAL_TESTB = 89.5
 
 
@@ -109,8 +110,10 @@ def report() -> str:
                      f"{both[1]} | {r['train_seconds']:.0f} | {r['tokens_per_second']:.0f} |")
     lines += ["", "Notes: `plain-bf16` and `shapes` ran before the loop switched to fused AdamW (their tokens/s are a little",
               "lower for it) and scored their final predictions in fp32; all later rows use fused AdamW and bf16",
-              "prediction. The Trainer anchor is scored with the same first-piece argmax as `predict_tags(decode=\"argmax\")`."]
-    best = [rows[f"best-s{s}"] for s in (0, 1, 2) if f"best-s{s}" in rows]
+              "prediction. The Trainer anchor is scored with the same first-piece argmax as `predict_tags(decode=\"argmax\")`.",
+              "`final6-s1` shared the CPU with a unit-test run for about two minutes, which inflates its training seconds.",
+              "The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa."]
+    best = [rows[f"{FINAL}-s{s}"] for s in (0, 1, 2) if f"{FINAL}-s{s}" in rows]
     summary = ""
     if best and "anchor" in rows:
         tb = [100 * r["testb"] for r in best]
