@@ -474,7 +474,7 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
         first = align_labels(target, list(range(b)))
         features.append({
             "input_ids": list(enc["input_ids"][j]),
-            "labels": [tag_ids.get(w, IGNORE_INDEX) if w != IGNORE_INDEX else IGNORE_INDEX for w in first],
+            "labels": [tag_ids.get(w, IGNORE_INDEX) for w in first],  # -100 is never a word index
             "word_index": [w if w != IGNORE_INDEX else -1 for w in first],
             "shape_ids": [0 if w is None else word_shape(words[w]) for w in enc.word_ids(j)],
             "sentence": i,
