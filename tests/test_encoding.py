@@ -72,3 +72,41 @@ def test_empty_sentences_give_no_feature(tiny):
     _, tok = tiny
     assert nu.encode(tok, [nu.Sentence([], [])], LABEL2ID) == []
     assert nu.encode(tok, [], LABEL2ID) == []
+
+
+def test_a_word_without_pieces_keeps_its_own_shape_not_that_of_unk(tiny):
+    _, tok = tiny
+    sentence = nu.Sentence(["john", "\u200b", "berlin"], ["B-PER", "O", "B-LOC"])
+    [feature] = nu.encode(tok, [sentence], LABEL2ID)
+    shapes = {w: s for w, s in zip(feature["word_index"], feature["shape_ids"]) if w >= 0}
+    assert nu.SHAPES[shapes[1]] == "punct/other"  # "[UNK]" would read as ALLCAPS
+    assert shapes == {0: nu.word_shape("john"), 1: nu.word_shape("\u200b"), 2: nu.word_shape("berlin")}
+
+
+def test_context_side_stops_at_its_first_word_that_does_not_fit():
+    """Never skip the nearest word for a farther one: context must stay contiguous with the sentence."""
+    doc = [nu.Sentence(["a", "b", "c"], ["O"] * 3, doc=0), nu.Sentence(["x"], ["O"], doc=0),
+           nu.Sentence(["d", "e"], ["O"] * 2, doc=0)]
+    counts = [[1, 1, 5], [1], [1, 1]]
+    left, right = nu._context_words(doc, counts, 1, k=8, room=4)
+    assert left == [] and right == [(2, 0), (2, 1)]
+    left, right = nu._context_words(doc, counts, 1, k=8, room=20)
+    assert left == [(0, 0), (0, 1), (0, 2)] and right == [(2, 0), (2, 1)]
+    left, right = nu._context_words(doc, [[1, 1, 1], [1], [3, 1]], 1, k=8, room=3)
+    assert left == [(0, 0), (0, 1), (0, 2)] and right == []  # the right side stops at d (3 pieces); the left goes on
+
+
+def test_context_words_are_contiguous_on_real_sized_documents(tiny):
+    """Each context is the nearest words in reading order: a suffix of the left text, a prefix of the right."""
+    _, tok = tiny
+    import random
+    rng = random.Random(0)
+    vocab = ["john", "berlin", "merkel", "the", "visited", "angela", "germany"]
+    doc = [nu.Sentence([rng.choice(vocab) for _ in range(rng.randint(1, 9))], [], doc=0) for _ in range(30)]
+    counts = nu._piece_counts(tok, [s.words for s in doc])
+    for i in range(len(doc)):
+        left, right = nu._context_words(doc, counts, i, k=12, room=20)
+        before = [(j, w) for j in range(i) for w in range(len(doc[j].words))]
+        after = [(j, w) for j in range(i + 1, len(doc)) for w in range(len(doc[j].words))]
+        assert left == before[len(before) - len(left):] and right == after[:len(right)]
+        assert sum(counts[j][w] for j, w in left + right) <= 20

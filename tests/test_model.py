@@ -28,10 +28,97 @@ def test_unreachable_name_falls_back_loudly_to_the_embedded_default(capsys, monk
     assert model.config.id2label[1] == "B-PER"
 
 
-def test_ner_model_env_wins_over_the_argument(tiny_model_dir, monkeypatch):
-    monkeypatch.setenv("NER_MODEL", str(tiny_model_dir))
-    model, _ = nu.load_model("bert-base-cased")
+def test_an_explicit_model_wins_over_ner_model(tiny_model_dir, tmp_path, monkeypatch):
+    """$NER_MODEL is only the default for what to fine-tune: evaluate/predict/reload of a folder load that folder."""
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    monkeypatch.setenv("NER_MODEL", str(other))
+    model, _ = nu.load_model(str(tiny_model_dir))
     assert model.ner_info["model"] == str(tiny_model_dir) and model.ner_info["asked"] == str(tiny_model_dir)
+    default, _ = nu.load_model()  # no argument: $NER_MODEL
+    assert default.ner_info["model"] == str(other)
+    assert nu.TrainConfig().model == str(other)
+    monkeypatch.delenv("NER_MODEL")
+    assert nu.TrainConfig().model == "bert-base-cased"
+
+
+def test_evaluate_scores_the_folder_it_is_given_whatever_ner_model_says(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NER_MODEL", str(build_tiny_model(tmp_path / "other", seed=1)))
+    model, tok = nu.load_model(str(tiny_model_dir), fallback=False)
+    reference, _ = nu.load_model(str(tiny_model_dir), fallback=False)
+    import torch
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+
+
+def _token_classifier(folder, labels, seed=0):
+    """A tiny BERT saved as a token classifier with ``labels`` in the given order."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    build_tiny_model(folder, seed=seed)
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(str(folder))
+    cfg.id2label, cfg.label2id = dict(enumerate(labels)), {l: i for i, l in enumerate(labels)}
+    torch.manual_seed(seed)
+    BertForTokenClassification(BertConfig(**cfg.to_dict())).save_pretrained(str(folder))
+    return folder
+
+
+def test_a_token_classifier_keeps_its_own_label_order(tmp_path):
+    """dslim-style order (O, B-MISC, I-MISC, B-PER, ...): the head's classes keep their names."""
+    import torch
+
+    order = ["O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    folder = _token_classifier(tmp_path / "tagger", order)
+    model, tok = nu.load_model(str(folder), fallback=False)
+    assert [model.config.id2label[i] for i in range(9)] == order
+    from transformers import AutoModelForTokenClassification
+    raw = AutoModelForTokenClassification.from_pretrained(str(folder))
+    assert torch.equal(model.classifier.weight, raw.classifier.weight)
+    sentence = nu.Sentence(["john", "lives", "in", "berlin"], ["B-PER", "O", "O", "B-LOC"])
+    logp = nu.word_log_probs(model, tok, [sentence], precision="no")[0]
+    expected = [order[int(k)] for k in logp.argmax(-1)]  # names through the checkpoint's own id2label
+    assert nu.predict_tags(model, tok, [sentence], decode="argmax", precision="no") == [expected]
+
+
+def test_a_token_classifier_with_another_label_set_is_an_error_naming_both(tmp_path):
+    folder = _token_classifier(tmp_path / "pos", ["NOUN", "VERB", "ADJ"])
+    for fallback in (True, False):
+        with pytest.raises(nu.LabelSetError, match=r"\['NOUN', 'VERB', 'ADJ'\].*\['O', 'B-PER'"):
+            nu.load_model(str(folder), fallback=fallback)
+
+
+def test_a_folder_without_tokenizer_files_is_rejected_naming_the_folder(tmp_path, tiny_model_dir):
+    import shutil
+
+    folder = tmp_path / "weights-only"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model_dir / name, folder / name)
+    with pytest.raises(nu.ModelLoadError, match=rf"{folder}.*tokenizer.*missing"):
+        nu.load_model(str(folder), fallback=False)
+
+
+def test_fallback_message_says_what_is_wrong_with_an_existing_folder(tmp_path, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    model, _ = nu.load_model(str(folder))
+    err = capsys.readouterr().err
+    assert model.ner_info["fallback"] is True
+    assert f"the folder {folder} exists but could not be loaded" in err and "not a local folder" not in err
+
+
+def test_the_fallback_line_is_said_once_per_process(capsys, monkeypatch):
+    monkeypatch.delenv("NER_MODEL", raising=False)
+    nu.load_model("bert-base-cased")
+    nu.load_model("bert-base-cased")
+    assert capsys.readouterr().err.count("load_model: asked for 'bert-base-cased'") == 1
+
+
+def test_the_embedded_model_by_name_is_not_a_fallback(capsys):
+    model, _ = nu.load_model("all-MiniLM-L6-v2")
+    assert model.ner_info["model"] == "all-MiniLM-L6-v2" and model.ner_info["fallback"] is False
+    assert capsys.readouterr().err == ""
 
 
 def test_no_fallback_raises_a_clear_error(tmp_path):

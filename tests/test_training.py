@@ -24,23 +24,158 @@ def _weights(folder):
     return model.state_dict()
 
 
-def test_config_defaults_are_the_usual_recipe():
+def test_config_defaults_leave_the_recipe_fields_to_the_model(monkeypatch):
+    monkeypatch.delenv("NER_MODEL", raising=False)
     c = nu.TrainConfig()
-    assert (c.model, c.epochs, c.lr, c.batch_size, c.warmup_ratio, c.weight_decay, c.max_grad_norm, c.seed) == (
-        "bert-base-cased", 3, 5e-5, 32, 0.1, 0.01, 1.0, 42)
-    assert c.mixed_precision == "auto" and nu._mixed_precision("auto") in ("no", "bf16", "fp16")
-    if not torch.cuda.is_available():
-        assert nu._mixed_precision("auto") == ("bf16" if nu.cpu_has_bf16() else "no")
-    assert nu._mixed_precision("no") == "no"
+    assert (c.model, c.warmup_ratio, c.weight_decay, c.max_grad_norm, c.seed, c.mixed_precision) == (
+        "bert-base-cased", 0.1, 0.01, 1.0, 42, "auto")
+    assert all(getattr(c, name) is None for name in nu.RECIPE_FIELDS)
+
+
+# Every field with values that must be refused when the config is built (and one that must be accepted).
+BAD_VALUES = {
+    "model": ["", "  ", None, 3],
+    "epochs": [0, -1, 1.5, True, "3"],
+    "lr": [0, 0.0, -1, -1e-5, float("nan"), float("inf"), 1.0, "1e-4", True],
+    "batch_size": [0, -8, 2.0, True],
+    "warmup_ratio": [-0.1, 1.0, 2, float("nan"), None],
+    "weight_decay": [-0.01, float("inf"), None],
+    "max_grad_norm": [-1.0, float("nan"), None],
+    "seed": [-1, 2**32, 1.5, None, True],
+    "max_train_sentences": [0, -5, 2.5, True],
+    "max_eval_sentences": [0, -1, "all"],
+    "output_dir": ["", "   ", None],
+    "mixed_precision": ["fp32", "BF16", "", None, True],
+    "eval_batch_size": [0, -1, None, 1.0],
+    "word_shapes": ["yes", "", True],
+    "context": [-1, 1.5, True],
+    "context_dropout": [-0.1, 1.1, float("nan"), None],
+    "decode": ["crf", "", True],
+    "progress": ["yes", 1, None],
+}
+GOOD_VALUES = {"model": "x", "epochs": 1, "lr": 1e-4, "batch_size": 1, "warmup_ratio": 0.0, "weight_decay": 0.0,
+               "max_grad_norm": 0.0, "seed": 0, "max_train_sentences": 1, "max_eval_sentences": None,
+               "output_dir": "o", "mixed_precision": "no", "eval_batch_size": 1, "word_shapes": "off", "context": 0,
+               "context_dropout": 1.0, "decode": "argmax", "progress": False}
+
+
+def test_every_config_field_is_covered_here():
+    from dataclasses import fields
+    assert {f.name for f in fields(nu.TrainConfig)} == set(BAD_VALUES) == set(GOOD_VALUES)
+
+
+@pytest.mark.parametrize("name, value", [(n, v) for n, values in BAD_VALUES.items() for v in values])
+def test_an_impossible_setting_is_refused_naming_field_value_and_what_is_allowed(name, value):
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{name}=.* is not allowed; expected "):
+        nu.TrainConfig(**{name: value})
+
+
+def test_the_boundary_values_are_accepted():
+    assert nu.TrainConfig(**GOOD_VALUES).epochs == 1
+
+
+class _Fake:
+    def __init__(self, model, cased, layers, hidden):
+        from types import SimpleNamespace
+        self.ner_info = {"model": model, "cased": cased}
+        self.config = SimpleNamespace(num_hidden_layers=layers, hidden_size=hidden)
+
+
+def test_the_recipe_follows_the_model_and_explicit_fields_win():
+    assert nu.choose_recipe(_Fake("all-MiniLM-L6-v2", False, 6, 384))[0] == "embedded"
+    assert nu.choose_recipe(_Fake("bert-base-cased", True, 12, 768))[0] == "bert-base"
+    assert nu.choose_recipe(_Fake("some/roberta-base", True, 12, 768))[0] == "bert-base"
+    assert nu.choose_recipe(_Fake("bert-base-uncased", False, 12, 768))[0] == "conservative"
+    assert nu.choose_recipe(_Fake("bert-large-cased", True, 24, 1024))[0] == "conservative"
+    embedded = nu.RECIPES["embedded"]
+    assert (embedded.lr, embedded.batch_size, embedded.epochs, embedded.word_shapes, embedded.decode) == (
+        1e-4, 32, 6, "on", "viterbi")
+    base = nu.RECIPES["bert-base"]
+    assert (base.lr, base.batch_size, base.epochs) == (5e-5, 32, 3)
+    resolved, key, why = nu.resolve_config(nu.TrainConfig(epochs=2), _Fake("all-MiniLM-L6-v2", False, 6, 384))
+    assert key == "embedded" and "embedded" in why
+    assert (resolved.epochs, resolved.lr, resolved.batch_size, resolved.word_shapes) == (2, 1e-4, 32, "on")
+
+
+def test_the_cli_and_a_default_config_train_the_same_recipe(monkeypatch):
+    monkeypatch.delenv("NER_MODEL", raising=False)
+    args = nu.build_parser().parse_args(["train"])
+    assert nu._config_from_args(args) == nu.TrainConfig()
+    args = nu.build_parser().parse_args(["train", "--lr", "2e-5", "--epochs", "4"])
+    assert (nu._config_from_args(args).lr, nu._config_from_args(args).epochs) == (2e-5, 4)
+
+
+def _gpu(monkeypatch, major, minor, name):
+    from types import SimpleNamespace
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index=0: SimpleNamespace(major=major, minor=minor, name=name))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # as on a T4
+
+
+def test_precision_on_a_t4_is_fp16_and_bf16_is_refused(monkeypatch):
+    _gpu(monkeypatch, 7, 5, "Tesla T4")
+    assert nu.resolve_precision("auto") == "fp16"
+    assert nu.resolve_precision("fp16") == "fp16" and nu.resolve_precision("no") == "no"
+    with pytest.raises(ValueError, match=r"'bf16' asked, but the GPU Tesla T4 \(compute capability 7\.5\)"):
+        nu.resolve_precision("bf16")
+
+
+def test_precision_on_an_ampere_or_later_gpu_is_bf16(monkeypatch):
+    _gpu(monkeypatch, 8, 0, "NVIDIA A100")
+    assert nu.resolve_precision("auto") == "bf16"
+    assert nu.resolve_precision("fp16") == "fp16" and nu.resolve_precision("bf16") == "bf16"
+
+
+def test_precision_on_a_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(nu, "cpu_has_bf16", lambda: True)
+    assert nu.resolve_precision("auto") == "bf16" and nu.resolve_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="'fp16' asked, but this CPU"):
+        nu.resolve_precision("fp16")
+    monkeypatch.setattr(nu, "cpu_has_bf16", lambda: False)
+    assert nu.resolve_precision("auto") == "no"
+    with pytest.raises(ValueError, match="'bf16' asked, but this CPU .*use 'auto' \\(here: 'no'\\)"):
+        nu.resolve_precision("bf16")
+    with pytest.raises(ValueError, match="expected one of"):
+        nu.resolve_precision("fp32")
+    assert nu.resolve_precision("auto", device="cpu") == "no"
+
+
+def test_train_can_be_called_again_in_one_process_with_other_precisions(tmp_path, tiny_model_dir, monkeypatch):
+    """A notebook re-runs the training cell after changing a knob: bf16, then fp32, then bf16 again."""
+    monkeypatch.setattr(nu, "cpu_has_bf16", lambda: True)
+    splits = synthetic_splits(48, 8)
+    runs = [nu.train(_config(tiny_model_dir, tmp_path / f"r{i}", epochs=1, mixed_precision=mp), splits)
+            for i, mp in enumerate(["bf16", "no", "bf16"])]
+    assert [r.precision for r in runs] == ["bf16", "no", "bf16"]
+    assert runs[2].losses == runs[0].losses and runs[2].testb_pred == runs[0].testb_pred
+    assert runs[1].losses != runs[0].losses  # fp32 really ran in fp32
+    w0, w2 = _weights(tmp_path / "r0"), _weights(tmp_path / "r2")
+    assert all(torch.equal(w0[k], w2[k]) for k in w0)
 
 
 def test_optimizer_skips_decay_on_bias_and_layernorm(tiny):
     model, _ = tiny
-    decay, no_decay = nu._optimizer(model, nu.TrainConfig()).param_groups
+    decay, no_decay = nu._optimizer(model, nu.TrainConfig(lr=5e-5)).param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert all(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in no_decay["params"])
     assert not any(names[id(p)].endswith("bias") for p in decay["params"])
+
+
+@pytest.mark.parametrize("n_batches, world", [(1, 2), (5, 3), (34, 3), (4, 4), (7, 1), (3, 8)])
+def test_every_batch_is_seen_once_and_every_process_steps_alike(n_batches, world):
+    shards = [nu.shard_batches(list(range(n_batches)), rank, world) for rank in range(world)]
+    assert len({len(s) for s in shards}) == 1 and len(shards[0]) == -(-n_batches // world)
+    assert set().union(*map(set, shards)) == set(range(n_batches))
+    assert sum(len(s) for s in shards) - n_batches < world  # only the padding repeats
+
+
+def test_100_sentences_on_3_processes_see_all_100():
+    batches = nu.batch_order([5] * 100, 8)
+    seen = [i for rank in range(3) for b in nu.shard_batches(batches, rank, 3) for i in b]
+    assert set(seen) == set(range(100))
 
 
 def test_train_end_to_end_writes_model_metrics_and_checkpoint(tmp_path, tiny_model_dir):
@@ -136,6 +271,11 @@ def test_corrupt_or_mismatched_checkpoint_is_a_clear_error(tmp_path, tiny_model_
     build_tiny_model(other)
     with pytest.raises(nu.CheckpointError, match="belongs to another run.*model"):
         nu.train(_config(other, tmp_path / "r", epochs=1), synthetic_splits(), resume=True)
+    for change in ({"decode": "argmax"}, {"max_eval_sentences": 10}):
+        with pytest.raises(nu.CheckpointError, match=f"belongs to another run.*{next(iter(change))}"):
+            nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1, **change), synthetic_splits(), resume=True)
+    with pytest.raises(nu.CheckpointError, match="belongs to another run.*data: checkpoint"):
+        nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1), synthetic_splits(seed=1), resume=True)
     (tmp_path / "r" / "checkpoint-last" / "optimizer.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(nu.CheckpointError, match="corrupt checkpoint"):
         nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1), synthetic_splits(), resume=True)
@@ -177,3 +317,16 @@ def test_two_processes_on_cpu_end_with_the_same_weights(tmp_path, tiny_model_dir
     assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])
     single = nu.train(_config(tiny_model_dir, tmp_path / "one"), synthetic_splits(96, 16))
     assert len(single.losses) == 2 * r0["steps"]
+
+
+@pytest.mark.slow
+def test_two_processes_with_a_single_batch_finish(tmp_path, tiny_model_dir):
+    """8 sentences at batch 8 on 2 processes: one batch for two processes used to hang in all-reduce."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           str(ROOT / "tests" / "scripts" / "ddp_train.py"), str(tiny_model_dir), str(tmp_path), "8"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["steps"] == r1["steps"] == 2  # one step per epoch on each process
+    assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])

@@ -12,6 +12,7 @@ import ner_utils as nu  # noqa: E402
 from conftest import synthetic_splits  # noqa: E402
 
 model_dir, out = sys.argv[1], Path(sys.argv[2])
+n_train = int(sys.argv[3]) if len(sys.argv) > 3 else 96
 captured = {}
 real_predict = nu.predict_tags
 
@@ -24,7 +25,7 @@ def capture(model, *args, **kwargs):
 
 nu.predict_tags = capture
 config = nu.TrainConfig(model=model_dir, epochs=2, batch_size=8, lr=1e-3, output_dir=str(out / "run"), progress=False)
-result = nu.train(config, synthetic_splits(96, 16))
+result = nu.train(config, synthetic_splits(n_train, 16))
 rank = int(os.environ.get("RANK", 0))
 torch.save({"weights": captured["weights"], "world": int(os.environ.get("WORLD_SIZE", 1)), "steps": len(result.losses)},
            out / f"rank{rank}.pt")
