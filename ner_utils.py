@@ -689,6 +689,11 @@ def uses_word_shapes(model: Any) -> bool:
     return getattr(model, "shape_embeddings", None) is not None
 
 
+# Files one of which holds a tokenizer's vocabulary (WordPiece, BPE, SentencePiece or the fast tokenizer's JSON).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
 class LabelSetError(ModelLoadError):
     """A checkpoint that already classifies tokens uses another label set than ours."""
 
@@ -706,6 +711,9 @@ def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[A
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
     cfg = AutoConfig.from_pretrained(path, **kwargs)
+    if Path(path).is_dir() and not any((Path(path) / name).exists() for name in TOKENIZER_FILES):
+        raise ModelLoadError(f"{path}: no tokenizer files (none of {', '.join(TOKENIZER_FILES)}): its tokenizer files "
+                             "are missing; save the tokenizer beside the weights (save_model does)")
     tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{path}: no fast tokenizer; word alignment needs word_ids()")
@@ -813,8 +821,10 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
 
 
 def _first_line(err: BaseException) -> str:
+    """The error's type and first line; a library's long message is cut at 200 characters, never our own."""
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {(text[0] if text else '')[:200]}"
+    first = text[0] if text else ""
+    return f"{type(err).__name__}: {first if isinstance(err, ModelLoadError) else first[:200]}"
 
 
 def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
@@ -1543,20 +1553,26 @@ def span_errors(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]) ->
 
 
 def type_confusion(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]) -> "pd.DataFrame":
-    """Gold type (rows) against predicted type (columns) over exact and overlapping span pairs;
-    "-" is no span (missed gold in the last column, spurious predictions in the last row)."""
+    """Every gold span's outcome by type, counted exactly as ``span_errors`` and conlleval count them.
+
+    Rows: gold type, plus "-" for predictions that touch no gold span (spurious). Columns: the predicted type
+    for spans with exactly the gold boundaries (the diagonal is conlleval's "correct"; off the diagonal,
+    "wrong type"), "boundary" for gold spans overlapped by a prediction with other boundaries, and "-" for
+    gold spans no prediction touches (missed). Each gold span is counted once, so a row sums to its gold count.
+    """
     import pandas as pd
 
     kinds = sorted({k for s in sentences for k, _, _ in get_spans(s.tags)} | {k for p in pred for k, _, _ in get_spans(p)})
-    table = pd.DataFrame(0, index=kinds + ["-"], columns=kinds + ["-"])
+    table = pd.DataFrame(0, index=kinds + ["-"], columns=kinds + ["boundary", "-"])
     for s, p in zip(sentences, pred, strict=True):
-        gold, guess = get_spans(s.tags), get_spans(p)
-        for kind, a, b in gold:
-            hit = [g for g in guess if (g[1], g[2]) == (a, b)] or [g for g in guess if g[1] < b and a < g[2]]
-            table.loc[kind, hit[0][0] if hit else "-"] += 1
-        for kind, a, b in guess:
-            if not any(g[1] < b and a < g[2] for g in gold):
-                table.loc["-", kind] += 1
+        for kind, _, _ in set(get_spans(s.tags)) & set(get_spans(p)):
+            table.loc[kind, kind] += 1
+    column = {"wrong type": None, "wrong boundary": "boundary", "missed": "-"}
+    for row in span_errors(sentences, pred).itertuples():
+        if row.kind == "spurious":
+            table.loc["-", row.pred_type] += 1
+        else:
+            table.loc[row.gold_type, column[row.kind] or row.pred_type] += 1
     table.index.name, table.columns.name = "gold", "predicted"
     return table
 
@@ -1570,6 +1586,42 @@ def mark_entities(words: Sequence[str], tags: Sequence[str]) -> str:
     return " ".join(out)
 
 
+# displaCy's palette for the CoNLL types (MISC has none there: a neutral green).
+ENTITY_COLOURS = {"PER": "#aa9cfc", "ORG": "#7aecec", "LOC": "#ff9561", "MISC": "#c5e1a5"}
+
+
+def entity_html(words: Sequence[str], tags: Sequence[str]) -> str:
+    """The sentence as HTML with each span highlighted in its type's colour, labelled as displaCy does."""
+    import html
+
+    starts = {a: (kind, b) for kind, a, b in get_spans(tags)}
+    out, i = [], 0
+    while i < len(words):
+        if i in starts:
+            kind, end = starts[i]
+            text = html.escape(" ".join(words[i:end]))
+            out.append(f'<mark style="background:{ENTITY_COLOURS.get(kind, "#ddd")};padding:0.1em 0.35em;margin:0 0.1em;'
+                       f'border-radius:0.3em;line-height:2">{text}<span style="font-size:0.65em;font-weight:bold;'
+                       f'margin-left:0.4em;vertical-align:middle">{html.escape(kind)}</span></mark>')
+            i = end
+        else:
+            out.append(html.escape(words[i]))
+            i += 1
+    return " ".join(out)
+
+
+def entities_html(rows: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]],
+                  columns: Sequence[str] = ("gold", "predicted")) -> str:
+    """An HTML table: one row per (label, words, [tags per column]), each cell rendered by ``entity_html``."""
+    import html
+
+    head = "".join(f'<th style="text-align:left">{html.escape(c)}</th>' for c in ["", *columns])
+    body = "".join("<tr>" + f'<td style="vertical-align:top">{html.escape(label)}</td>'
+                   + "".join(f'<td style="text-align:left">{entity_html(words, t)}</td>' for t in tag_lists) + "</tr>"
+                   for label, words, tag_lists in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def error_examples(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]], n: int = 10,
                    seed: int = 0) -> "pd.DataFrame":
     """``n`` sentences with at least one span error (a seeded sample), gold and predicted mark-up."""
@@ -1581,27 +1633,36 @@ def error_examples(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]],
                          "predicted": [mark_entities(sentences[i].words, pred[i]) for i in picked]}, index=picked)
 
 
+def error_examples_html(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]], n: int = 10,
+                        seed: int = 0) -> str:
+    """The sentences of ``error_examples`` as coloured entity spans, gold beside predicted (HTML)."""
+    picked = error_examples(sentences, pred, n, seed).index
+    return entities_html([(f"#{i}", sentences[i].words, [sentences[i].tags, pred[i]]) for i in picked])
+
+
 # Published eng.testb F1 (the assignment's comparison table).
-SOTA = [
-    ("Lample et al. (2016)", "BiLSTM-CRF", 90.94, "NAACL 2016, arXiv:1603.01360"),
-    ("Ma & Hovy (2016)", "BiLSTM-CNN-CRF", 91.21, "ACL 2016, arXiv:1603.01354"),
-    ("Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "NAACL 2018, arXiv:1802.05365"),
-    ("Akbik et al. (2018)", "Flair contextual string embeddings", 93.09, "COLING 2018"),
-    ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "NAACL 2019, arXiv:1810.04805"),
-    ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "NAACL 2019, arXiv:1810.04805"),
-    ("typical reproductions", "bert-base-cased, sentence-level", 91.3, "e.g. the HF run_ner example"),
-    ("Yamada et al. (2020)", "LUKE (large)", 94.3, "EMNLP 2020, arXiv:2010.01057"),
-    ("Wang et al. (2021)", "ACE + document context", 94.6, "ACL 2021, arXiv:2010.05006"),
+SOTA = [  # work, model, eng.testb F1, trained on, source
+    ("Lample et al. (2016)", "BiLSTM-CRF", 90.94, "train", "NAACL 2016, arXiv:1603.01360"),
+    ("Ma & Hovy (2016)", "BiLSTM-CNN-CRF", 91.21, "train", "ACL 2016, arXiv:1603.01354"),
+    ("Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "not checked", "NAACL 2018, arXiv:1802.05365"),
+    ("Akbik et al. (2018)", "Flair contextual string embeddings", 93.09, "train+dev",
+     "COLING 2018; train+dev per flairNLP/flair issue 754"),
+    ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "not stated", "NAACL 2019, arXiv:1810.04805"),
+    ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "not stated", "NAACL 2019, arXiv:1810.04805"),
+    ("independent reproduction", "bert-base-cased, sentence-level", 91.37, "train",
+     "best run reported in kermitt2/delft issue 21 (2019)"),
+    ("Yamada et al. (2020)", "LUKE (large)", 94.3, "not checked", "EMNLP 2020, arXiv:2010.01057"),
+    ("Wang et al. (2021)", "ACE + document context", 94.6, "not checked", "ACL 2021, arXiv:2010.05006"),
 ]
 
 
 def sota_table(testb_f1: float, model: str, parameters: int | None = None) -> "pd.DataFrame":
-    """The published eng.testb F1 figures with this run added, best first."""
+    """The published eng.testb F1 figures with this run added, best first; "trained on" marks train+dev rows."""
     import pandas as pd
 
-    size = f", {parameters / 1e6:.0f}M parameters" if parameters else ""
-    rows = SOTA + [("this run", f"{model}{size}", round(100 * testb_f1, 2), "this notebook")]
-    table = pd.DataFrame(rows, columns=["work", "model", "eng.testb F1", "source"])
+    size = f", {parameters / 1e6:.1f}M parameters" if parameters else ""
+    rows = SOTA + [("this run", f"{model}{size}", round(100 * testb_f1, 2), "train", "this notebook")]
+    table = pd.DataFrame(rows, columns=["work", "model", "eng.testb F1", "trained on", "source"])
     return table.sort_values("eng.testb F1", ascending=False).reset_index(drop=True)
 
 
@@ -1616,6 +1677,21 @@ def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
     table["model"] = metrics["model"]
     table["training time"] = f"{metrics['train_seconds'] / 60:.1f} min"
     return table
+
+
+def benchmark_runs(folder: str | os.PathLike = "benchmarks/results", prefix: str = "final6-s") -> "pd.DataFrame":
+    """Runs of benchmarks/accuracy.py whose result file starts with ``prefix``: seed, testa and testb F1 (%).
+
+    Empty when the folder is absent (a Colab upload of the notebook alone).
+    """
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(folder).glob(f"{prefix}*.json")):
+        run = json.loads(path.read_text())
+        rows.append({"run": path.stem, "seed": run["config"]["seed"], "testa F1": round(100 * run["testa"], 2),
+                     "testb F1": round(100 * run["testb"], 2)})
+    return pd.DataFrame(rows, columns=["run", "seed", "testa F1", "testb F1"])
 
 
 def environment_info() -> dict[str, str]:
@@ -1645,7 +1721,7 @@ def plot_confusion(table: "pd.DataFrame") -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
     values = table.values
     image = ax.imshow(values, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(int(values.max()), 2)))
     ax.set_xticks(range(len(table.columns)), table.columns)
@@ -1653,7 +1729,8 @@ def plot_confusion(table: "pd.DataFrame") -> Any:
     for r, row in enumerate(values):
         for c, v in enumerate(row):
             ax.text(c, r, str(v), ha="center", va="center", fontsize=8, color="white" if v > values.max() / 3 else "black")
-    ax.set(xlabel="predicted type (- : none)", ylabel="gold type (- : none)", title="Span type confusion (log colour)")
+    ax.set(xlabel="predicted (boundary: overlapping, other boundaries; -: none)", ylabel="gold type (-: none)",
+           title="Span outcomes by type (log colour)")
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
@@ -1697,16 +1774,15 @@ def plot_f1_by_type(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
     import matplotlib.pyplot as plt
 
     kinds = [k for k in next(iter(scores.values())) if k != "overall"] + ["overall"]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = plt.subplots(figsize=(8, 3.9))
     width = 0.8 / len(scores)
     for n, (split, by_type) in enumerate(scores.items()):
         values = [100 * by_type[k]["f1"] for k in kinds]
         bars = ax.bar([i + n * width for i in range(len(kinds))], values, width, label=split)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_xticks([i + width * (len(scores) - 1) / 2 for i in range(len(kinds))], kinds)
-    lowest = min(100 * s[k]["f1"] for s in scores.values() for k in kinds)
-    ax.set(ylabel="span F1 (%)", title="Span F1 by entity type", ylim=(max(0, lowest - 10), 100))
-    ax.legend(loc="lower right")
+    ax.set(ylabel="span F1 (%)", title="Span F1 by entity type", ylim=(0, 109))  # from zero: gaps at true scale
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # outside: no bar is covered
     fig.tight_layout()
     return fig
 

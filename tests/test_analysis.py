@@ -79,3 +79,53 @@ def test_plots_return_figures(tiny):
                             tokens_per_second=1, peak_memory_mb=1, testa=scores["testa"], testb=scores["testb"])
     assert len(nu.plot_training(result).axes) == 2
     assert "PER" in nu.scores_table(scores).index.get_level_values("type")
+
+
+def _random_predictions(sentences, seed=0, rate=0.3):
+    import random
+    rng = random.Random(seed)
+    pred = []
+    for s in sentences:
+        pred.append([rng.choice(nu.LABELS) if rng.random() < rate else t for t in s.tags])
+    return pred
+
+
+def test_type_confusion_counts_what_conlleval_and_span_errors_count():
+    """Diagonal = conlleval 'correct' per type; off-diagonal = 'wrong type'; a gold row sums to its gold count."""
+    import random
+    rng = random.Random(3)
+    kinds = ["PER", "ORG", "LOC", "MISC"]
+    sentences = []
+    for _ in range(200):
+        tags = []
+        for _ in range(rng.randint(1, 12)):
+            tags.append("O" if rng.random() < 0.5 else f"{'B' if not tags or tags[-1] == 'O' or rng.random() < 0.5 else 'I'}-"
+                        f"{rng.choice(kinds) if not tags or tags[-1] == 'O' else tags[-1][2:]}")
+        sentences.append(nu.Sentence([f"w{i}" for i in range(len(tags))], tags))
+    pred = _random_predictions(sentences)
+    table = nu.type_confusion(sentences, pred)
+    scores = nu.span_scores([s.tags for s in sentences], pred)
+    errors = nu.span_errors(sentences, pred)
+    for kind in kinds:
+        assert table.loc[kind, kind] == scores[kind]["correct"]
+        assert table.loc[kind].sum() == scores[kind]["gold"]
+        wrong_type = errors[(errors.kind == "wrong type") & (errors.gold_type == kind)]
+        assert table.loc[kind, [k for k in kinds if k != kind]].sum() == len(wrong_type)
+        assert table.loc[kind, "boundary"] == len(errors[(errors.kind == "wrong boundary") & (errors.gold_type == kind)])
+    assert table.loc["-"].sum() == (errors.kind == "spurious").sum()
+
+
+def test_entity_html_colours_each_span_and_escapes_text():
+    html = nu.entity_html(["<b>Angela", "Merkel", "visited", "Berlin", "&"], ["B-PER", "I-PER", "O", "B-LOC", "O"])
+    assert html.count("<mark") == 2 and "&lt;b&gt;Angela Merkel" in html and html.endswith("&amp;")
+    assert nu.ENTITY_COLOURS["PER"] in html and nu.ENTITY_COLOURS["LOC"] in html and ">PER</span>" in html
+    assert nu.entity_html(["a"], ["O"]) == "a"
+    sentences = [_s("a b", ["B-PER", "O"]), _s("c d", ["O", "O"])]
+    table = nu.error_examples_html(sentences, [["B-PER", "O"], ["B-ORG", "O"]])
+    assert table.count("<tr>") == 2 and "#1" in table and ">ORG</span>" in table
+
+
+def test_sota_table_marks_train_plus_dev_rows_and_parameters_to_one_decimal():
+    sota = nu.sota_table(0.9, "m", 22_566_000)
+    assert sota.loc[sota["work"] == "Akbik et al. (2018)", "trained on"].item() == "train+dev"
+    assert sota.loc[sota["work"] == "this run", "model"].item() == "m, 22.6M parameters"

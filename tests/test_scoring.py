@@ -114,3 +114,23 @@ def test_agrees_with_conlleval_on_200_corrupted_copies_of_testb(real_raw):
                 assert ours[kind]["f1"] == pytest.approx(ref_slot["evals"]["f1"], abs=1e-12)
         if trial < 20:
             assert nu.conlleval_report(gold, pred) == conlleval.report(ref)
+
+
+@pytest.mark.real_data
+def test_agrees_with_seqeval_default_mode_on_corrupted_copies_of_testb_in_iob2(real_splits):
+    """seqeval (default, conlleval-compatible mode) and span_scores give the same P/R/F1, overall and per type."""
+    from seqeval.metrics import classification_report, f1_score
+
+    rng = random.Random(7)
+    gold = [s.tags for s in real_splits["testb"]]
+    for trial in range(30):
+        pred = [_corrupt(t, rng, rng.choice([0.01, 0.05, 0.2, 0.5])) for t in gold]
+        if trial % 2:
+            pred = [nu.iob1_to_iob2(t) for t in pred]  # well-formed IOB2 half the time, raw corruption otherwise
+        ours = nu.span_scores(gold, pred)
+        assert ours["overall"]["f1"] == pytest.approx(f1_score(gold, pred), abs=1e-12)
+        theirs = classification_report(gold, pred, output_dict=True, zero_division=0)
+        for kind in nu.ENTITY_TYPES:
+            assert ours[kind]["gold"] == theirs[kind]["support"]
+            for ours_key, their_key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+                assert ours[kind][ours_key] == pytest.approx(theirs[kind][their_key], abs=1e-12)

