@@ -40,7 +40,7 @@ notebook: $(STAMP)
 	@# second pass, no execution: collapse progress bars (\r updates) to their final state
 	$(BIN)/jupyter nbconvert --to notebook --inplace --coalesce-streams $(NB)
 
-# The environment the notebook runs under (tests/test_notebook_env.py checks that it cannot reach the hub).
+# The environment the notebook runs under (tests/test_notebook.py checks that it cannot reach the hub).
 nb-env:
 	@echo $(NB_ENV)
 

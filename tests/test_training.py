@@ -107,7 +107,9 @@ def test_the_cli_and_a_default_config_train_the_same_recipe(monkeypatch):
 
 def _gpu(monkeypatch, major, minor, name):
     from types import SimpleNamespace
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_properties",
                         lambda index=0: SimpleNamespace(major=major, minor=minor, name=name))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # as on a T4
@@ -330,3 +332,64 @@ def test_two_processes_with_a_single_batch_finish(tmp_path, tiny_model_dir):
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["steps"] == r1["steps"] == 2  # one step per epoch on each process
     assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])
+
+
+def test_precision_is_read_from_this_process_gpu_not_gpu_0(monkeypatch):
+    """A T4 as GPU 0 and an A100 as GPU 1: "cuda" means the current device (or LOCAL_RANK under torchrun)."""
+    from types import SimpleNamespace
+    gpus = {0: SimpleNamespace(major=7, minor=5, name="Tesla T4"), 1: SimpleNamespace(major=8, minor=0, name="A100")}
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: gpus[index])
+    assert nu.resolve_precision("auto") == "bf16" and nu.resolve_precision("auto", "cuda") == "bf16"
+    assert nu.resolve_precision("auto", "cuda:0") == "fp16"
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert nu.resolve_precision("auto") == "fp16"
+
+
+def test_config_accepts_numpy_numbers_and_paths_and_stores_plain_types(tmp_path):
+    import numpy as np
+    c = nu.TrainConfig(model=tmp_path, epochs=np.int64(3), lr=np.float32(1e-4), batch_size=np.int32(16), seed=np.uint32(7),
+                       output_dir=tmp_path / "out")
+    assert (type(c.epochs), type(c.lr), type(c.batch_size), type(c.seed)) == (int, float, int, int)
+    assert c.model == str(tmp_path) and c.output_dir == str(tmp_path / "out")
+    json.dumps(dataclasses_asdict(c))
+
+
+def dataclasses_asdict(c):
+    from dataclasses import asdict
+    return asdict(c)
+
+
+def test_resume_auto_resumes_a_matching_run_and_restarts_a_changed_one(tmp_path, tiny_model_dir, capsys):
+    """The Colab training cell re-run after a knob changed: no CheckpointError, a fresh run, and it says so."""
+    splits = synthetic_splits(48, 8)
+    nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1), splits)
+    changed = nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1, lr=5e-4), splits, resume="auto")
+    assert "not resuming" in capsys.readouterr().out and changed.resumed_from_epoch == 0
+    fresh = nu.train(_config(tiny_model_dir, tmp_path / "fresh", epochs=1, lr=5e-4), splits)
+    assert changed.losses == fresh.losses
+    again = nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=2, lr=5e-4), splits, resume="auto")
+    assert "not resuming" in capsys.readouterr().out  # epochs differ: another run
+    same = nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=2, lr=5e-4), splits, resume="auto")
+    assert same.resumed_from_epoch == 2 and same.losses == again.losses
+    with pytest.raises(nu.CheckpointError):
+        nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=2, lr=1e-3), splits, resume=True)
+    with pytest.raises(ValueError, match="resume="):
+        nu.train(_config(tiny_model_dir, tmp_path / "r"), splits, resume="yes")
+
+
+def test_a_token_classifier_without_label2id_trains(tmp_path, tiny_model_dir):
+    import shutil
+    folder = tmp_path / "no-label2id"
+    shutil.copytree(tiny_model_dir, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["architectures"] = ["BertForTokenClassification"]
+    cfg["id2label"] = {str(i): l for i, l in enumerate(reversed(nu.LABELS))}
+    cfg["label2id"] = {f"LABEL_{i}": i for i in range(len(nu.LABELS))}  # stale, as after a hand edit of id2label
+    (folder / "config.json").write_text(json.dumps(cfg))
+    result = nu.train(_config(folder, tmp_path / "run", epochs=1), synthetic_splits(48, 8))
+    assert all(t in nu.LABELS for p in result.testb_pred for t in p)
+    model, _ = nu.load_model(str(tmp_path / "run"), fallback=False)
+    assert [model.config.id2label[i] for i in range(9)] == list(reversed(nu.LABELS))
