@@ -963,7 +963,8 @@ class Recipe:
 RECIPES = {
     "embedded": Recipe("embedded all-MiniLM-L6-v2", "measured here on eng.testa (benchmarks/RESULTS.md, final6 rows)",
                        lr=1e-4, batch_size=32, epochs=6, word_shapes="on", decode="viterbi", context=0),
-    "bert-base": Recipe("BERT-base, cased", "Devlin et al. (2019), from the literature; not measured here",
+    "bert-base": Recipe("BERT-base, cased", "a point of the fine-tuning grid of Devlin et al. (2019, appendix A.3); "
+                        "from the literature, not measured here",
                         lr=5e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),
     "conservative": Recipe("any other checkpoint", "a conservative default (lower lr), not measured here",
                            lr=3e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),
@@ -1611,6 +1612,15 @@ def type_confusion(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]])
     return table
 
 
+def confusion_pairs(table: "pd.DataFrame") -> "pd.Series":
+    """Wrong-type errors of ``type_confusion`` per unordered pair of types, largest first (e.g. "LOC/ORG": 103)."""
+    import pandas as pd
+
+    kinds = [k for k in table.index if k != "-" and k in table.columns]
+    pairs = {f"{a}/{b}": int(table.loc[a, b] + table.loc[b, a]) for i, a in enumerate(kinds) for b in kinds[i + 1:]}
+    return pd.Series(pairs, name="wrong-type spans", dtype=int).sort_values(ascending=False)
+
+
 def mark_entities(words: Sequence[str], tags: Sequence[str]) -> str:
     """Words with their spans bracketed: ``[Angela Merkel]PER visited [Berlin]LOC``."""
     out = list(words)
@@ -1683,9 +1693,10 @@ SOTA = [  # work, model, eng.testb F1, trained on, source
      "COLING 2018; train+dev per flairNLP/flair issue 754"),
     ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "not stated", "NAACL 2019, arXiv:1810.04805"),
     ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "not stated", "NAACL 2019, arXiv:1810.04805"),
-    ("independent reproduction", "bert-base-cased, sentence-level", 91.37, "train",
-     "best run reported in kermitt2/delft issue 21 (2019)"),
-    ("Yamada et al. (2020)", "LUKE (large)", 94.3, "not checked", "EMNLP 2020, arXiv:2010.01057"),
+    ("byzhang (2019)", "bert-base-cased, sentence-level, best run", 91.37, "train", "GitHub kermitt2/delft issue 21"),
+    ("kermitt2 (2019)", "bert-base-cased + CRF, sentence-level, mean of 10 runs", 91.20, "train",
+     "GitHub kermitt2/delft issue 21"),
+    ("Yamada et al. (2020)", "LUKE-large (document context)", 94.3, "not checked", "EMNLP 2020, arXiv:2010.01057"),
     ("Wang et al. (2021)", "ACE + document context", 94.6, "not checked", "ACL 2021, arXiv:2010.05006"),
 ]
 
@@ -1755,16 +1766,24 @@ def plot_confusion(table: "pd.DataFrame") -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
+    import numpy as np
+
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     values = table.values
-    image = ax.imshow(values, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(int(values.max()), 2)))
+    impossible = np.zeros(values.shape, dtype=bool)  # a prediction touching no gold span has no boundary or miss
+    if "-" in table.index:
+        impossible[list(table.index).index("-"), [i for i, c in enumerate(table.columns) if c in ("boundary", "-")]] = True
+    shown = np.ma.masked_array(values, impossible)
+    image = ax.imshow(shown, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(int(values.max()), 2)))
     ax.set_xticks(range(len(table.columns)), table.columns)
     ax.set_yticks(range(len(table.index)), table.index)
     for r, row in enumerate(values):
         for c, v in enumerate(row):
-            ax.text(c, r, str(v), ha="center", va="center", fontsize=8, color="white" if v > values.max() / 3 else "black")
-    ax.set(xlabel="predicted (boundary: overlapping, other boundaries; -: none)", ylabel="gold type (-: none)",
-           title="Span outcomes by type (log colour)")
+            if not impossible[r, c]:
+                ax.text(c, r, str(v), ha="center", va="center", fontsize=8,
+                        color="white" if v > values.max() / 3 else "black")
+    ax.set(xlabel="predicted type with the same boundaries | boundary error | missed (-)",
+           ylabel="gold type | spurious (-)", title="Span outcomes by type (log colour)")
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig

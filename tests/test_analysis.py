@@ -139,3 +139,11 @@ def test_benchmark_runs_reads_the_accuracy_results(tmp_path):
     runs = nu.benchmark_runs(tmp_path, "final6-s")
     assert runs["run"].tolist() == ["final6-s0", "final6-s1"] and runs["testb F1"].tolist() == [89.6, 89.72]
     assert len(nu.benchmark_runs(tmp_path / "absent")) == 0
+
+
+def test_confusion_pairs_add_both_directions():
+    sentences = [_s("a b c", ["B-LOC", "B-ORG", "B-PER"])]
+    table = nu.type_confusion(sentences, [["B-ORG", "B-LOC", "B-ORG"]])
+    pairs = nu.confusion_pairs(table)
+    assert pairs["LOC/ORG"] == 2 and pairs["ORG/PER"] == 1 and pairs.index[0] == "LOC/ORG"
+    assert int(pairs.sum()) == 3
