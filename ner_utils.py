@@ -547,21 +547,30 @@ def alignment_table(tokenizer: Any, sentence: Sentence, label2id: dict[str, int]
 # =============================================================================================
 
 
-def collate(features: Sequence[dict[str, Any]], pad_token_id: int = 0) -> dict[str, Any]:
-    """Pad features to their longest member: input_ids, attention_mask, labels, word_index, shape_ids."""
+EVAL_MAX_TOKENS = 8192  # padded word pieces per prediction batch
+
+
+def collate(features: Sequence[dict[str, Any]], pad_token_id: int = 0, pad_to_multiple_of: int = 1,
+            max_width: int | None = None, pin: bool = False) -> dict[str, Any]:
+    """Pad features to their longest member, rounded up to ``pad_to_multiple_of`` (a few shapes for compiled
+    kernels) but never past ``max_width``: input_ids, attention_mask, labels, word_index, shape_ids.
+    ``pin=True`` puts the tensors in pinned memory, for non-blocking copies to a GPU."""
     import torch
 
-    width = max(len(f["input_ids"]) for f in features)
+    longest = max(len(f["input_ids"]) for f in features)
+    width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    width = max(longest, min(width, max_width)) if max_width else width
 
     def padded(key: str, value: int) -> "torch.Tensor":
         return torch.tensor([f[key] + [value] * (width - len(f[key])) for f in features], dtype=torch.long)
 
-    return {"input_ids": padded("input_ids", pad_token_id),
-            "attention_mask": torch.tensor([[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"]))
-                                            for f in features], dtype=torch.long),
-            "labels": padded("labels", IGNORE_INDEX),
-            "word_index": padded("word_index", -1),
-            **({"shape_ids": padded("shape_ids", 0)} if "shape_ids" in features[0] else {})}
+    batch = {"input_ids": padded("input_ids", pad_token_id),
+             "attention_mask": torch.tensor([[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"]))
+                                             for f in features], dtype=torch.long),
+             "labels": padded("labels", IGNORE_INDEX),
+             "word_index": padded("word_index", -1),
+             **({"shape_ids": padded("shape_ids", 0)} if "shape_ids" in features[0] else {})}
+    return {k: v.pin_memory() for k, v in batch.items()} if pin else batch
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
@@ -587,13 +596,35 @@ def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool = True, s
     return batches
 
 
+def token_budget_order(lengths: Sequence[int], max_tokens: int, max_batch: int = 512) -> list[list[int]]:
+    """Indices longest first, in batches whose padded size (members x longest) stays within ``max_tokens``
+    (a longer sentence alone) and that hold at most ``max_batch`` members: for prediction.
+
+    >>> token_budget_order([5, 1, 9, 2], max_tokens=10)
+    [[2], [0, 3], [1]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= max_tokens and len(batches[-1]) < max_batch:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 def make_batches(features: Sequence[dict[str, Any]], batch_size: int = 32, shuffle: bool = True,
-                 seed: int = 0, pad_token_id: int = 0) -> list[dict[str, Any]]:
-    """Length-grouped, dynamically padded batches; each carries ``index``, its features' positions."""
-    order = batch_order([len(f["input_ids"]) for f in features], batch_size, shuffle, seed)
+                 seed: int = 0, pad_token_id: int = 0, *, max_tokens: int | None = None, pad_to_multiple_of: int = 1,
+                 max_width: int | None = None, pin: bool = False) -> list[dict[str, Any]]:
+    """Length-grouped, dynamically padded batches; each carries ``index``, its features' positions.
+
+    ``max_tokens`` (prediction): batches by a padded-token budget instead of ``batch_size`` sentences.
+    """
+    lengths = [len(f["input_ids"]) for f in features]
+    order = token_budget_order(lengths, max_tokens) if max_tokens else batch_order(lengths, batch_size, shuffle, seed)
     batches = []
     for idx in order:
-        batch = collate([features[i] for i in idx], pad_token_id)
+        batch = collate([features[i] for i in idx], pad_token_id, pad_to_multiple_of, max_width, pin)
         batch["index"] = idx
         batches.append(batch)
     return batches
@@ -854,6 +885,7 @@ def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
 
 
 PRECISIONS = ("auto", "bf16", "fp16", "no")
+COMPILE_SETTINGS = ("auto", "on", "off")
 DECODERS = ("viterbi", "argmax")
 WORD_SHAPES = ("auto", "on", "off")
 
@@ -897,12 +929,14 @@ class TrainConfig:
     max_eval_sentences: int | None = None  # cap on testa/testb for quick runs (None: all)
     output_dir: str = "outputs/ner"
     mixed_precision: str = "auto"  # "auto" (see resolve_precision), "bf16", "fp16" or "no" (fp32)
-    eval_batch_size: int = 64
+    eval_max_tokens: int = EVAL_MAX_TOKENS  # prediction batches: padded word pieces per batch
     word_shapes: str | None = None  # casing feature: "auto" (on for uncased checkpoints), "on", "off"; None: recipe
     context: int | None = None  # FLERT document context: K words each side (0: sentence only); None: recipe
     context_dropout: float = 0.5  # chance a training sentence is seen without its context
     decode: str | None = None  # "viterbi" (BIO-constrained) or "argmax"; None: recipe
     progress: bool = True  # tqdm bars
+    pad_to_multiple_of: int | None = None  # pad batch widths to a multiple (a few shapes); None: 16 on GPU or compiled, else 1
+    compile: str = "auto"  # torch.compile the training step: "on", "off", "auto" (see resolve_compile)
 
     def __post_init__(self) -> None:
         optional_int = "None or an integer >= 1"
@@ -923,7 +957,7 @@ class TrainConfig:
             ("output_dir", isinstance(self.output_dir, (str, os.PathLike)) and str(self.output_dir).strip() != "",
              "a folder path"),
             ("mixed_precision", self.mixed_precision in PRECISIONS, f"one of {PRECISIONS}"),
-            ("eval_batch_size", _is_int(self.eval_batch_size) and self.eval_batch_size >= 1, "an integer >= 1"),
+            ("eval_max_tokens", _is_int(self.eval_max_tokens) and self.eval_max_tokens >= 1, "an integer >= 1"),
             ("word_shapes", self.word_shapes is None or self.word_shapes in WORD_SHAPES, f"None or one of {WORD_SHAPES}"),
             ("context", self.context is None or (_is_int(self.context) and self.context >= 0),
              "None or an integer >= 0"),
@@ -931,12 +965,16 @@ class TrainConfig:
              "a number in [0, 1]"),
             ("decode", self.decode is None or self.decode in DECODERS, f"None or one of {DECODERS}"),
             ("progress", isinstance(self.progress, bool), "True or False"),
+            ("pad_to_multiple_of", self.pad_to_multiple_of is None
+             or (_is_int(self.pad_to_multiple_of) and self.pad_to_multiple_of in (1, 2, 4, 8, 16, 32, 64)),
+             "None or a power of two from 1 to 64"),
+            ("compile", self.compile in COMPILE_SETTINGS, f"one of {COMPILE_SETTINGS}"),
         ]
         for name, ok, allowed in checks:
             if not ok:
                 _fail(name, getattr(self, name), allowed)
         self.model, self.output_dir = str(self.model), str(self.output_dir)
-        for name in ("epochs", "batch_size", "seed", "max_train_sentences", "max_eval_sentences", "eval_batch_size",
+        for name in ("epochs", "batch_size", "seed", "max_train_sentences", "max_eval_sentences", "eval_max_tokens",
                      "context"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
             if getattr(self, name) is not None:
                 setattr(self, name, int(getattr(self, name)))
@@ -1077,6 +1115,14 @@ def resolve_precision(setting: str = "auto", device: Any = None) -> str:
     return setting
 
 
+def resolve_compile(setting: str = "auto", device: Any = None) -> bool:
+    """Whether to torch.compile the training step. "auto" is off everywhere for now: on this project's 2-core CPU the
+    compile time is not won back over a 6-epoch run (benchmarks/README.md), and no GPU has measured it yet."""
+    if setting not in COMPILE_SETTINGS:
+        raise ValueError(f"compile {setting!r} is not allowed; expected one of {COMPILE_SETTINGS}")
+    return setting == "on"
+
+
 def _autocast(device: Any, precision: str) -> Any:
     """The autocast context for inference on ``device``: "auto" resolves as in training, "no" is fp32."""
     import contextlib
@@ -1208,9 +1254,10 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _model_inputs(batch: dict[str, Any], device: Any, shapes: bool, labels: bool = True) -> dict[str, Any]:
+def _model_inputs(batch: dict[str, Any], device: Any, shapes: bool, labels: bool = True,
+                  non_blocking: bool = False) -> dict[str, Any]:
     keys = ["input_ids", "attention_mask"] + (["labels"] if labels else []) + (["shape_ids"] if shapes else [])
-    return {k: batch[k].to(device) for k in keys}
+    return {k: batch[k].to(device, non_blocking=non_blocking) for k in keys}
 
 
 def _cap(sentences: list[Sentence], n: int | None) -> list[Sentence]:
@@ -1244,46 +1291,45 @@ def _accelerator(precision: str) -> Any:
     return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
 
 
-def _train_step(model: Any, batch: dict[str, Any], acc: Any, optimizer: Any, scheduler: Any, config: TrainConfig,
-                shapes: bool) -> float:
-    """One optimizer step on one batch; returns the batch loss."""
-    loss = model(**_model_inputs(batch, acc.device, shapes)).loss
-    acc.backward(loss)
-    if config.max_grad_norm:
-        acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
+@dataclass
+class _Run:
+    """What one training run works with, built once by ``_prepare_run``."""
+
+    config: TrainConfig
+    acc: Any
+    model: Any  # as prepared by Accelerate (DDP-wrapped with several processes)
+    step_model: Any  # the model the training step calls: ``model``, or its torch.compile'd form
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    precision: str
+    shapes: bool
+    recipe: str
+    recipe_why: str
+    plain: list[dict]
+    with_context: list[dict]
+    train_sents: list[Sentence]
+    testa: list[Sentence]
+    testb: list[Sentence]
+    steps_per_epoch: int
+    ckpt: Path
+    identity: dict
+    pad_to_multiple_of: int
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.acc.unwrap_model(self.model)
 
 
-def _epoch_batches(plain: list[dict], with_context: list[dict], config: TrainConfig, epoch: int,
-                   pad_token_id: int) -> list[dict[str, Any]]:
-    """The epoch's shuffled, length-grouped batches; each sentence keeps its context with 1 - context_dropout."""
-    rng = random.Random(config.seed * 1000 + epoch)
-    features = [c if rng.random() >= config.context_dropout else p for c, p in zip(with_context, plain)]
-    return make_batches(features, config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch,
-                        pad_token_id=pad_token_id)
+LOG_EVERY = 50  # steps between reads of the running loss (each read waits for the device)
 
 
-def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool | str = False) -> TrainResult:
-    """Fine-tune on splits["train"], pick the best epoch by eng.testa F1, score testa and testb once.
-
-    Fields of ``config`` left as None take the recipe chosen for the loaded model (``choose_recipe``).
-    Saves checkpoint-last/ (model, optimiser, scheduler, RNG, history) after every epoch, atomically;
-    ``resume=True`` continues from it (a checkpoint of another run is a CheckpointError); ``resume="auto"`` continues
-    from it when it belongs to this run and otherwise says so and starts afresh (a notebook cell re-run with a changed
-    knob). The final model goes to ``config.output_dir`` (``save_model``) with
-    metrics.json. eng.testb is never used to choose anything. May be called any number of times in one process.
-    """
+def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run:
+    """Accelerator, model and recipe, features, optimizer and schedule, checkpoint identity."""
     import torch
     from accelerate.utils import set_seed
-    from tqdm import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    if resume not in (True, False, "auto"):
-        raise ValueError(f"resume={resume!r}; expected True, False or 'auto'")
-    wall_start = time.perf_counter()
     precision = resolve_precision(config.mixed_precision)
     acc = _accelerator(precision)
     set_seed(config.seed)
@@ -1302,93 +1348,180 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
     testb = _cap(splits["testb"], config.max_eval_sentences)
     plain = encode(tokenizer, train_sents, label2id, length)
     with_context = encode(tokenizer, train_sents, label2id, length, context=config.context) if config.context else plain
-    world, rank = acc.num_processes, acc.process_index
-    steps_per_epoch = len(shard_batches(batch_order([0] * len(plain), config.batch_size), 0, world))
+    steps_per_epoch = len(shard_batches(batch_order([0] * len(plain), config.batch_size), 0, acc.num_processes))
     total_steps = steps_per_epoch * config.epochs
     optimizer = _optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    resolved_name = model_name(model)
     model, optimizer = acc.prepare(model, optimizer)
-
-    out = Path(config.output_dir)
-    ckpt = out / "checkpoint-last"
+    compiled = resolve_compile(config.compile, acc.device)
+    step_model = torch.compile(model, dynamic=True) if compiled else model
+    multiple = config.pad_to_multiple_of or (16 if compiled or acc.device.type == "cuda" else 1)
+    ckpt = Path(config.output_dir) / "checkpoint-last"
     identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {
-        "labels": labels_in_order,
-        "resolved_model": model_name(acc.unwrap_model(model)),
+        "labels": labels_in_order, "resolved_model": resolved_name,
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
-    history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0}
-    best_weights, best_testa_pred, start_epoch = None, None, 0
-    if resume:
-        if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
-            ckpt = ckpt.with_name(ckpt.name + ".old")  # interrupted between the two renames
-        loaded = None
-        if ckpt.exists():
-            try:
-                loaded = _load_checkpoint(ckpt, identity)
-            except CheckpointError as err:
-                if resume != "auto":
-                    raise
-                acc.print(f"not resuming: {err}; starting from scratch (it is replaced after the first epoch)")
-        if loaded is not None:
-            acc.unwrap_model(model).load_state_dict(loaded["model"])
-            optimizer.load_state_dict(loaded["optimizer"])
-            scheduler.load_state_dict(loaded["scheduler"])
-            _set_rng_state(loaded["rng"])
-            history = loaded["state"]["history"]
-            start_epoch = loaded["state"]["epoch"]
-            best_weights = loaded["best"] or _snapshot(acc.unwrap_model(model))
-            acc.print(f"resuming from {ckpt} after epoch {start_epoch} of {config.epochs}")
-        elif not ckpt.exists():
-            acc.print(f"resume: no checkpoint at {ckpt}; starting from scratch")
+    return _Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
+                plain, with_context, train_sents, testa, testb, steps_per_epoch, ckpt, identity, multiple)
 
-    for epoch in range(start_epoch, config.epochs):
-        model.train()
-        batches = _epoch_batches(plain, with_context, config, epoch, tokenizer.pad_token_id or 0)
-        mine = shard_batches(batches, rank, world)
-        bar = tqdm(mine, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (config.progress and acc.is_main_process),
-                   mininterval=2.0, dynamic_ncols=False, ncols=100, file=sys.stdout)
-        epoch_start, running = time.perf_counter(), None
-        for batch in bar:
-            value = _train_step(model, batch, acc, optimizer, scheduler, config, shapes)
-            history["losses"].append(value)
-            history["tokens"] += int(batch["attention_mask"].sum()) * world
-            running = value if running is None else 0.98 * running + 0.02 * value
-            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
-        bar.close()
-        history["train_seconds"] += time.perf_counter() - epoch_start
-        unwrapped = acc.unwrap_model(model)
-        testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device, precision=precision)
-        f1 = span_scores([s.tags for s in testa], testa_pred)["overall"]["f1"]
-        history["testa_f1"].append(f1)
-        if f1 > history["best_f1"]:
-            history["best_f1"], history["best_epoch"] = f1, epoch + 1
-            best_weights, best_testa_pred = _snapshot(unwrapped), testa_pred
-        acc.print(f"epoch {epoch + 1}: eng.testa span F1 {100 * f1:.2f} (best {100 * history['best_f1']:.2f}, "
+
+def _epoch_batches(run: _Run, epoch: int) -> list[dict[str, Any]]:
+    """This process's share of the epoch's shuffled, length-grouped batches (each sentence keeps its document
+    context with probability 1 - context_dropout), pinned for non-blocking copies to a GPU."""
+    import torch
+
+    config = run.config
+    rng = random.Random(config.seed * 1000 + epoch)
+    features = [c if rng.random() >= config.context_dropout else p for c, p in zip(run.with_context, run.plain)]
+    batches = make_batches(features, config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch,
+                           pad_token_id=run.tokenizer.pad_token_id or 0, pad_to_multiple_of=run.pad_to_multiple_of,
+                           max_width=max_pieces(run.tokenizer, run.unwrapped), pin=torch.cuda.is_available())
+    return shard_batches(batches, run.acc.process_index, run.acc.num_processes)
+
+
+def _prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
+    """(batch, its inputs on ``device``) pairs; the next batch's copy is issued before this one is handed out,
+    so on a GPU the copy (pinned, non-blocking) overlaps the step."""
+    pending = None
+    for batch in batches:
+        inputs = _model_inputs(batch, device, shapes, non_blocking=True)
+        if pending is not None:
+            yield pending
+        pending = (batch, inputs)
+    if pending is not None:
+        yield pending
+
+
+def _train_step(run: _Run, inputs: dict[str, Any]) -> "torch.Tensor":
+    """One optimizer step; returns the loss as a device tensor (reading it would wait for the device)."""
+    loss = run.step_model(**inputs).loss
+    run.acc.backward(loss)
+    if run.config.max_grad_norm:
+        run.acc.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def _train_epoch(run: _Run, epoch: int, history: dict) -> None:
+    """One pass over this process's batches; the losses are read every LOG_EVERY steps and at the end."""
+    import torch
+    from tqdm import tqdm
+
+    batches = _epoch_batches(run, epoch)
+    run.model.train()
+    bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{run.config.epochs}", mininterval=2.0, ncols=100,
+               dynamic_ncols=False, file=sys.stdout, disable=not (run.config.progress and run.acc.is_main_process))
+    start, losses = time.perf_counter(), []
+    for batch, inputs in _prefetch(batches, run.acc.device, run.shapes):
+        losses.append(_train_step(run, inputs))
+        history["tokens"] += int(batch["attention_mask"].sum()) * run.acc.num_processes  # CPU copy: no wait
+        bar.update()
+        if len(losses) % LOG_EVERY == 0:
+            bar.set_postfix(loss=f"{torch.stack(losses[-LOG_EVERY:]).float().mean().item():.4f}", refresh=False)
+    history["losses"] += torch.stack(losses).float().cpu().tolist() if losses else []  # waits for the last step
+    history["train_seconds"] += time.perf_counter() - start
+    bar.close()
+
+
+def _evaluate_and_keep_best(run: _Run, epoch: int, history: dict, best: dict) -> None:
+    """Score eng.testa; a new best F1 keeps a copy of the weights and of the predictions."""
+    testa_pred = _predict(run, run.testa)
+    f1 = span_scores([s.tags for s in run.testa], testa_pred)["overall"]["f1"]
+    history["testa_f1"].append(f1)
+    if f1 > history["best_f1"]:
+        history["best_f1"], history["best_epoch"] = f1, epoch + 1
+        best["weights"], best["testa_pred"] = _snapshot(run.unwrapped), testa_pred
+    run.acc.print(f"epoch {epoch + 1}: eng.testa span F1 {100 * f1:.2f} (best {100 * history['best_f1']:.2f}, "
                   f"epoch {history['best_epoch']})")
-        if acc.is_main_process:
-            _save_checkpoint(ckpt.with_name("checkpoint-last"), unwrapped, optimizer, scheduler,
-                             {"epoch": epoch + 1, "history": history, "identity": identity},
-                             best_weights if history["best_epoch"] != epoch + 1 else None)
-        acc.wait_for_everyone()
 
-    unwrapped = acc.unwrap_model(model)
-    if best_weights is not None:  # the best epoch by eng.testa, not necessarily the last
-        unwrapped.load_state_dict(best_weights)
-    if best_testa_pred is None:  # resumed after the best epoch: predict again with its weights
-        best_testa_pred = predict_tags(unwrapped, tokenizer, testa, config.eval_batch_size, acc.device, precision=precision)
-    testa_pred = best_testa_pred
-    testb_pred = predict_tags(unwrapped, tokenizer, testb, config.eval_batch_size, acc.device, precision=precision)
+
+def _checkpoint(run: _Run, epoch: int, history: dict, best: dict) -> None:
+    """checkpoint-last/ after this epoch (the main process writes, every process waits)."""
+    if run.acc.is_main_process:
+        _save_checkpoint(run.ckpt, run.unwrapped, run.optimizer, run.scheduler,
+                         {"epoch": epoch + 1, "history": history, "identity": run.identity},
+                         best["weights"] if history["best_epoch"] != epoch + 1 else None)
+    run.acc.wait_for_everyone()
+
+
+def _predict(run: _Run, sentences: list[Sentence]) -> list[list[str]]:
+    return predict_tags(run.unwrapped, run.tokenizer, sentences, None, run.acc.device, precision=run.precision,
+                        max_tokens=run.config.eval_max_tokens)
+
+
+def _resume(run: _Run, resume: bool | str, history: dict, best: dict) -> int:
+    """Load checkpoint-last/ into the run when asked and when it belongs to it; the epoch to start from."""
+    ckpt = run.ckpt
+    if not resume:
+        return 0
+    if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
+        ckpt = ckpt.with_name(ckpt.name + ".old")  # interrupted between the two renames
+    if not ckpt.exists():
+        run.acc.print(f"resume: no checkpoint at {ckpt}; starting from scratch")
+        return 0
+    try:
+        loaded = _load_checkpoint(ckpt, run.identity)
+    except CheckpointError as err:
+        if resume != "auto":
+            raise
+        run.acc.print(f"not resuming: {err}; starting from scratch (it is replaced after the first epoch)")
+        return 0
+    run.unwrapped.load_state_dict(loaded["model"])
+    run.optimizer.load_state_dict(loaded["optimizer"])
+    run.scheduler.load_state_dict(loaded["scheduler"])
+    _set_rng_state(loaded["rng"])
+    history.update(loaded["state"]["history"])
+    best["weights"] = loaded["best"] or _snapshot(run.unwrapped)
+    run.acc.print(f"resuming from {ckpt} after epoch {loaded['state']['epoch']} of {run.config.epochs}")
+    return loaded["state"]["epoch"]
+
+
+def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool | str = False) -> TrainResult:
+    """Fine-tune on splits["train"], pick the best epoch by eng.testa F1, score testa and testb once.
+
+    Fields of ``config`` left as None take the recipe chosen for the loaded model (``choose_recipe``).
+    Saves checkpoint-last/ (model, optimiser, scheduler, RNG, history) after every epoch, atomically;
+    ``resume=True`` continues from it (a checkpoint of another run is a CheckpointError); ``resume="auto"`` continues
+    from it when it belongs to this run and otherwise says so and starts afresh (a notebook cell re-run with a changed
+    knob). The final model goes to ``config.output_dir`` (``save_model``) with metrics.json. eng.testb is never used
+    to choose anything. May be called any number of times in one process.
+    """
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume={resume!r}; expected True, False or 'auto'")
+    wall_start = time.perf_counter()
+    run = _prepare_run(config, splits)
+    history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0}
+    best: dict[str, Any] = {"weights": None, "testa_pred": None}
+    start_epoch = _resume(run, resume, history, best)
+    for epoch in range(start_epoch, run.config.epochs):
+        _train_epoch(run, epoch, history)
+        _evaluate_and_keep_best(run, epoch, history, best)
+        _checkpoint(run, epoch, history, best)
+    return _finish(run, history, best, start_epoch, wall_start)
+
+
+def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: float) -> TrainResult:
+    """Restore the best epoch's weights, score testa and testb, save the model and metrics.json."""
+    model = run.unwrapped
+    if best["weights"] is not None:  # the best epoch by eng.testa, not necessarily the last
+        model.load_state_dict(best["weights"])
+    testa_pred = best["testa_pred"] or _predict(run, run.testa)  # resumed after the best epoch: predict again
+    testb_pred = _predict(run, run.testb)
     result = TrainResult(
-        model=model_name(unwrapped), config=asdict(config), model_info=dict(unwrapped.ner_info),
+        model=model_name(model), config=asdict(run.config), model_info=dict(model.ner_info),
         losses=history["losses"], testa_f1_per_epoch=history["testa_f1"], best_epoch=history["best_epoch"],
         train_seconds=history["train_seconds"], wall_seconds=time.perf_counter() - wall_start,
         tokens_per_second=history["tokens"] / max(history["train_seconds"], 1e-9), peak_memory_mb=_peak_memory_mb(),
-        testa=span_scores([s.tags for s in testa], testa_pred), testb=span_scores([s.tags for s in testb], testb_pred),
-        testa_pred=testa_pred, testb_pred=testb_pred, output_dir=str(out), recipe=recipe, recipe_why=recipe_why,
-        precision=precision, resumed_from_epoch=start_epoch, testa_sentences=testa, testb_sentences=testb)
-    if acc.is_main_process:
-        save_model(unwrapped, tokenizer, out)
-        (out / "metrics.json").write_text(json.dumps(result.metrics(), indent=1))
-    acc.wait_for_everyone()
+        testa=span_scores([s.tags for s in run.testa], testa_pred),
+        testb=span_scores([s.tags for s in run.testb], testb_pred), testa_pred=testa_pred, testb_pred=testb_pred,
+        output_dir=run.config.output_dir, recipe=run.recipe, recipe_why=run.recipe_why, precision=run.precision,
+        resumed_from_epoch=start_epoch, testa_sentences=run.testa, testb_sentences=run.testb)
+    if run.acc.is_main_process:
+        save_model(model, run.tokenizer, run.config.output_dir)
+        (Path(run.config.output_dir) / "metrics.json").write_text(json.dumps(result.metrics(), indent=1))
+    run.acc.wait_for_everyone()
     return result
 
 
@@ -1407,11 +1540,14 @@ def _id2label(model: Any) -> dict[int, str]:
     return {int(k): v for k, v in model.config.id2label.items()}
 
 
-def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int = 64,
-                   device: Any = None, context: int | None = None, precision: str = "auto") -> list["torch.Tensor"]:
+def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int | None = None,
+                   device: Any = None, context: int | None = None, precision: str = "auto",
+                   max_tokens: int = EVAL_MAX_TOKENS) -> list["torch.Tensor"]:
     """Per sentence, a [words x labels] tensor of log-probabilities read at each word's first piece.
 
-    ``precision``: "auto" runs under bf16/fp16 autocast where training would ("no" for plain fp32).
+    Batches hold up to ``max_tokens`` padded word pieces (longest sentences first); ``batch_size`` instead
+    batches by a sentence count. ``precision``: "auto" runs under bf16/fp16 autocast where training would
+    ("no" for plain fp32).
     """
     import torch
 
@@ -1424,7 +1560,9 @@ def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], ba
     model.eval()
     try:
         with torch.no_grad(), _autocast(device, precision):
-            for batch in make_batches(features, batch_size, shuffle=False, pad_token_id=tokenizer.pad_token_id or 0):
+            batches = make_batches(features, batch_size or 1, shuffle=False, pad_token_id=tokenizer.pad_token_id or 0,
+                                   max_tokens=None if batch_size else max_tokens)
+            for batch in batches:
                 logits = model(**_model_inputs(batch, device, uses_word_shapes(model), labels=False)).logits
                 logp = logits.float().log_softmax(-1).cpu()
                 for row, fi in enumerate(batch["index"]):
@@ -1469,9 +1607,11 @@ def viterbi_decode(log_probs: "torch.Tensor", labels: Sequence[str]) -> list[str
     return [labels[i] for i in reversed(path)]
 
 
-def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int = 64,
-                 device: Any = None, decode: str | None = None, precision: str = "auto") -> list[list[str]]:
-    """One predicted tag per word, sentences in input order (eval mode, no gradients).
+def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int | None = None,
+                 device: Any = None, decode: str | None = None, precision: str = "auto",
+                 max_tokens: int = EVAL_MAX_TOKENS) -> list[list[str]]:
+    """One predicted tag per word, sentences in input order (eval mode, no gradients); batches as in
+    ``word_log_probs`` (a token budget, or ``batch_size`` sentences).
 
     ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
     ``precision``: "auto" (bf16 autocast where the hardware has it natively) or "no" (fp32).
@@ -1479,7 +1619,7 @@ def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batc
     id2label = _id2label(model)
     labels = [id2label[i] for i in range(len(id2label))]
     decode = decode or getattr(model.config, "ner_decode", "argmax")
-    scores = word_log_probs(model, tokenizer, sentences, batch_size, device, precision=precision)
+    scores = word_log_probs(model, tokenizer, sentences, batch_size, device, precision=precision, max_tokens=max_tokens)
     if decode == "viterbi":
         return [viterbi_decode(s, labels) for s in scores]
     if decode != "argmax":
@@ -1905,7 +2045,7 @@ def _cli_evaluate(args: Any) -> int:
     out = Path(args.output or args.model)
     out.mkdir(parents=True, exist_ok=True)
     for split in (["testa", "testb"] if args.split == "both" else [args.split]):
-        pred = predict_tags(model, tokenizer, splits[split], args.batch_size)
+        pred = predict_tags(model, tokenizer, splits[split], max_tokens=args.max_tokens)
         path = write_predictions(out / f"predictions.{split}.txt", splits[split], pred)
         print(f"== eng.{split} ({path}) ==")
         print(conlleval_report([s.tags for s in splits[split]], pred), end="")
@@ -1950,7 +2090,7 @@ def build_parser() -> Any:
     p.add_argument("--data", default=None, help="folder or zip with the CoNLL-2003 files (default: $CONLL_DIR)")
     p.add_argument("--split", default="testb", choices=["testa", "testb", "train", "both"])
     p.add_argument("--output", default=None, help="folder for predictions.SPLIT.txt (default: the model folder)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-tokens", type=int, default=EVAL_MAX_TOKENS, help="padded word pieces per batch")
     p.set_defaults(run=_cli_evaluate)
     p = sub.add_parser("predict", help="tag raw sentences with a saved model")
     p.add_argument("--model", required=True, help="folder written by `train`")
@@ -1969,8 +2109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             resolve_precision(args.config.mixed_precision)  # bf16/fp16 the hardware cannot compute natively
         except ValueError as err:
             parser.error(f"train: {err}")
-    elif getattr(args, "batch_size", 1) < 1:
-        parser.error(f"--batch-size={args.batch_size} is not allowed; expected an integer >= 1")
+    elif getattr(args, "max_tokens", 1) < 1:
+        parser.error(f"--max-tokens={args.max_tokens} is not allowed; expected an integer >= 1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return args.run(args)

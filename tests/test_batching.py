@@ -56,3 +56,22 @@ def test_real_train_padding_is_near_one(real_splits, tiny):
     ratio = nu.padding_ratio(nu.make_batches(feats, batch_size=32, seed=0))
     to_128 = 128 * len(feats) / sum(len(f["input_ids"]) for f in feats)
     assert ratio < 1.1 and to_128 > 2.5 * ratio
+
+
+def test_token_budget_batches_stay_within_budget_and_cover_everything():
+    import random
+    lengths = [random.Random(i).randint(3, 120) for i in range(500)]
+    batches = nu.token_budget_order(lengths, max_tokens=1024)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert all(len(b) * max(lengths[i] for i in b) <= 1024 or len(b) == 1 for b in batches)
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    assert nu.token_budget_order([2000, 5], 100) == [[0], [1]]  # a sentence over the budget goes alone
+
+
+def test_collate_rounds_widths_up_but_never_past_the_limit():
+    batch = nu.collate(_features([5, 17]), pad_to_multiple_of=16)
+    assert batch["input_ids"].shape == (2, 32) and int(batch["attention_mask"].sum()) == 22
+    assert nu.collate(_features([60]), pad_to_multiple_of=16, max_width=64)["input_ids"].shape == (1, 64)
+    assert nu.collate(_features([62]), pad_to_multiple_of=32, max_width=64)["input_ids"].shape == (1, 64)
+    assert nu.collate(_features([50]), pad_to_multiple_of=64, max_width=60)["input_ids"].shape == (1, 60)
+    assert (batch["labels"][0, 5:] == -100).all() and (batch["word_index"][0, 5:] == -1).all()

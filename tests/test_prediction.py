@@ -63,3 +63,13 @@ def test_bf16_autocast_prediction_agrees_with_fp32_on_shapes(tiny):
     fp32 = nu.word_log_probs(model, tok, sentences, precision="no")[0]
     bf16 = nu.word_log_probs(model, tok, sentences, precision="bf16")[0]
     assert fp32.shape == bf16.shape and torch.allclose(fp32, bf16, atol=0.1)
+
+
+def test_token_budget_and_sentence_count_batching_predict_the_same(tiny):
+    from conftest import synthetic_splits
+    model, tok = tiny
+    sentences = synthetic_splits(0, 40)["testa"]
+    by_count = nu.word_log_probs(model, tok, sentences, batch_size=7, precision="no")
+    for budget in (16, 100, 100_000):
+        by_tokens = nu.word_log_probs(model, tok, sentences, max_tokens=budget, precision="no")
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(by_count, by_tokens))

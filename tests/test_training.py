@@ -46,17 +46,20 @@ BAD_VALUES = {
     "max_eval_sentences": [0, -1, "all"],
     "output_dir": ["", "   ", None],
     "mixed_precision": ["fp32", "BF16", "", None, True],
-    "eval_batch_size": [0, -1, None, 1.0],
+    "eval_max_tokens": [0, -1, None, 1.0],
     "word_shapes": ["yes", "", True],
     "context": [-1, 1.5, True],
     "context_dropout": [-0.1, 1.1, float("nan"), None],
     "decode": ["crf", "", True],
     "progress": ["yes", 1, None],
+    "pad_to_multiple_of": [0, 3, 128, -16, True, 16.0],
+    "compile": ["yes", True, None, ""],
 }
 GOOD_VALUES = {"model": "x", "epochs": 1, "lr": 1e-4, "batch_size": 1, "warmup_ratio": 0.0, "weight_decay": 0.0,
                "max_grad_norm": 0.0, "seed": 0, "max_train_sentences": 1, "max_eval_sentences": None,
-               "output_dir": "o", "mixed_precision": "no", "eval_batch_size": 1, "word_shapes": "off", "context": 0,
-               "context_dropout": 1.0, "decode": "argmax", "progress": False}
+               "output_dir": "o", "mixed_precision": "no", "eval_max_tokens": 1, "word_shapes": "off", "context": 0,
+               "context_dropout": 1.0, "decode": "argmax", "progress": False,
+               "pad_to_multiple_of": 64, "compile": "off"}
 
 
 def test_every_config_field_is_covered_here():
@@ -393,3 +396,23 @@ def test_a_token_classifier_without_label2id_trains(tmp_path, tiny_model_dir):
     assert all(t in nu.LABELS for p in result.testb_pred for t in p)
     model, _ = nu.load_model(str(tmp_path / "run"), fallback=False)
     assert [model.config.id2label[i] for i in range(9)] == list(reversed(nu.LABELS))
+
+
+def test_bucketed_widths_train_the_same_model(tmp_path, tiny_model_dir):
+    """Padding to multiples of 16 changes the shapes, not the result (fp32: equal up to float rounding)."""
+    import shutil
+    folder = tmp_path / "no-dropout"  # dropout masks are drawn over the padded shape: switch it off to compare
+    shutil.copytree(tiny_model_dir, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg |= {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    splits = synthetic_splits(64, 8)
+    a = nu.train(_config(folder, tmp_path / "a", epochs=1, mixed_precision="no"), splits)
+    b = nu.train(_config(folder, tmp_path / "b", epochs=1, mixed_precision="no", pad_to_multiple_of=16), splits)
+    assert a.losses == pytest.approx(b.losses, rel=1e-4) and a.testb_pred == b.testb_pred
+
+
+def test_compile_setting_is_checked_and_auto_is_off():
+    assert nu.resolve_compile("auto") is False and nu.resolve_compile("on") is True
+    with pytest.raises(ValueError, match="compile"):
+        nu.resolve_compile("maybe")
