@@ -1116,8 +1116,9 @@ def resolve_precision(setting: str = "auto", device: Any = None) -> str:
 
 
 def resolve_compile(setting: str = "auto", device: Any = None) -> bool:
-    """Whether to torch.compile the training step. "auto" is off everywhere for now: on this project's 2-core CPU the
-    compile time is not won back over a 6-epoch run (benchmarks/README.md), and no GPU has measured it yet."""
+    """Whether to torch.compile the training step. "auto" is off everywhere for now: on this project's 2-core CPU
+    compiling took 114 s and the compiled step ran at 0.95x the eager one (benchmarks/compile_speed.py, in
+    benchmarks/README.md), so it never pays; on a GPU it has not been measured yet."""
     if setting not in COMPILE_SETTINGS:
         raise ValueError(f"compile {setting!r} is not allowed; expected one of {COMPILE_SETTINGS}")
     return setting == "on"

@@ -2,7 +2,8 @@
 # The prepared GPU check: one call on any CUDA machine runs
 #   1. the notebook top to bottom (real data, the embedded checkpoint, its recipe);
 #   2. one fp16 epoch, and one bf16 epoch where the GPU computes bf16 natively, with testa F1 and word pieces/s;
-#   3. the fast unit tests.
+#   3. the speed benchmarks' GPU side: profile_step.py (where a step's time goes), compile_speed.py;
+#   4. the fast unit tests.
 # Everything goes to one folder, $OUT (default gpu-check/), with a summary in $OUT/summary.txt.
 #
 # Here (after `make test` built .venv):
@@ -46,6 +47,12 @@ if "bf16" not in native:
     print("EPOCH bf16 skipped: this GPU has no native bf16 (compute capability < 8.0)")
 PY
 echo "epochs: exit $?" >> "$OUT/summary.txt"
+
+# the speed issue's GPU figures: where a step's time goes, and whether torch.compile pays here
+python3 benchmarks/profile_step.py --steps 40 > "$OUT/profile.txt" 2>&1
+echo "profile: exit $?; $(grep -m1 'word pieces/s' "$OUT/profile.txt")" >> "$OUT/summary.txt"
+python3 benchmarks/compile_speed.py --steps 200 > "$OUT/compile.txt" 2>&1
+echo "compile: exit $?; $(grep -m1 '^COMPILE' "$OUT/compile.txt")" >> "$OUT/summary.txt"
 
 python3 -m pytest -q -m "not slow" -p no:cacheprovider tests > "$OUT/tests.log" 2>&1
 echo "unit tests: exit $?; $(tail -1 "$OUT/tests.log")" >> "$OUT/summary.txt"
