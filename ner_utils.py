@@ -975,7 +975,7 @@ class TrainConfig:
                 _fail(name, getattr(self, name), allowed)
         self.model, self.output_dir = str(self.model), str(self.output_dir)
         for name in ("epochs", "batch_size", "seed", "max_train_sentences", "max_eval_sentences", "eval_max_tokens",
-                     "context"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
+                     "context", "pad_to_multiple_of"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
             if getattr(self, name) is not None:
                 setattr(self, name, int(getattr(self, name)))
         for name in ("lr", "warmup_ratio", "weight_decay", "max_grad_norm", "context_dropout"):
@@ -1309,10 +1309,8 @@ class _Run:
     recipe_why: str
     plain: list[dict]
     with_context: list[dict]
-    train_sents: list[Sentence]
     testa: list[Sentence]
     testb: list[Sentence]
-    steps_per_epoch: int
     ckpt: Path
     identity: dict
     pad_to_multiple_of: int
@@ -1360,10 +1358,10 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     multiple = config.pad_to_multiple_of or (16 if compiled or acc.device.type == "cuda" else 1)
     ckpt = Path(config.output_dir) / "checkpoint-last"
     identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {
-        "labels": labels_in_order, "resolved_model": resolved_name,
+        "labels": labels_in_order, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
     return _Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
-                plain, with_context, train_sents, testa, testb, steps_per_epoch, ckpt, identity, multiple)
+                plain, with_context, testa, testb, ckpt, identity, multiple)
 
 
 def _epoch_batches(run: _Run, epoch: int) -> list[dict[str, Any]]:
@@ -1381,8 +1379,8 @@ def _epoch_batches(run: _Run, epoch: int) -> list[dict[str, Any]]:
 
 
 def _prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
-    """(batch, its inputs on ``device``) pairs; the next batch's copy is issued before this one is handed out,
-    so on a GPU the copy (pinned, non-blocking) overlaps the step."""
+    """(batch, its inputs on ``device``) pairs; the next batch's copy is queued (pinned, non-blocking) before this
+    one is handed out, so on a GPU the host never waits for a copy."""
     pending = None
     for batch in batches:
         inputs = _model_inputs(batch, device, shapes, non_blocking=True)

@@ -276,7 +276,7 @@ def test_corrupt_or_mismatched_checkpoint_is_a_clear_error(tmp_path, tiny_model_
     build_tiny_model(other)
     with pytest.raises(nu.CheckpointError, match="belongs to another run.*model"):
         nu.train(_config(other, tmp_path / "r", epochs=1), synthetic_splits(), resume=True)
-    for change in ({"decode": "argmax"}, {"max_eval_sentences": 10}):
+    for change in ({"decode": "argmax"}, {"max_eval_sentences": 10}, {"pad_to_multiple_of": 16}):
         with pytest.raises(nu.CheckpointError, match=f"belongs to another run.*{next(iter(change))}"):
             nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1, **change), synthetic_splits(), resume=True)
     with pytest.raises(nu.CheckpointError, match="belongs to another run.*data: checkpoint"):
@@ -354,8 +354,9 @@ def test_precision_is_read_from_this_process_gpu_not_gpu_0(monkeypatch):
 def test_config_accepts_numpy_numbers_and_paths_and_stores_plain_types(tmp_path):
     import numpy as np
     c = nu.TrainConfig(model=tmp_path, epochs=np.int64(3), lr=np.float32(1e-4), batch_size=np.int32(16), seed=np.uint32(7),
-                       output_dir=tmp_path / "out")
-    assert (type(c.epochs), type(c.lr), type(c.batch_size), type(c.seed)) == (int, float, int, int)
+                       output_dir=tmp_path / "out", pad_to_multiple_of=np.int64(16), eval_max_tokens=np.int64(512))
+    assert (type(c.epochs), type(c.lr), type(c.batch_size), type(c.seed), type(c.pad_to_multiple_of)) == (
+        int, float, int, int, int)
     assert c.model == str(tmp_path) and c.output_dir == str(tmp_path / "out")
     json.dumps(dataclasses_asdict(c))
 
@@ -407,7 +408,7 @@ def test_bucketed_widths_train_the_same_model(tmp_path, tiny_model_dir):
     cfg |= {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
     (folder / "config.json").write_text(json.dumps(cfg))
     splits = synthetic_splits(64, 8)
-    a = nu.train(_config(folder, tmp_path / "a", epochs=1, mixed_precision="no"), splits)
+    a = nu.train(_config(folder, tmp_path / "a", epochs=1, mixed_precision="no", pad_to_multiple_of=1), splits)
     b = nu.train(_config(folder, tmp_path / "b", epochs=1, mixed_precision="no", pad_to_multiple_of=16), splits)
     assert a.losses == pytest.approx(b.losses, rel=1e-4) and a.testb_pred == b.testb_pred
 
