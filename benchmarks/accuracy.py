@@ -31,6 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import ner_utils as nu  # noqa: E402
 
 RESULTS = HERE / "results"
+FINAL_SEEDS = (0, 1, 2, 7, 42)  # 42 is the notebook's seed, 7 the CLI check's
 PLAIN = dict(lr=5e-5, batch_size=16, epochs=3, word_shapes="off", context=0, decode="argmax")
 BEST = dict(lr=1e-4, batch_size=32, epochs=4, word_shapes="on", context=0, decode="viterbi", mixed_precision="bf16")
 
@@ -45,7 +46,7 @@ ROWS = {
        for s in (0, 1, 2)},
     # 6 epochs: chosen because seed 0 beat the 4-epoch recipe on eng.testa (94.01 against 93.62)
     **{f"final6-s{s}": (f"final: as `best` with 6 epochs; seed {s}", BEST | {"seed": s, "epochs": 6})
-       for s in (0, 1, 2)},
+       for s in FINAL_SEEDS},
 }
 FINAL = "final6"
 GOAL_TESTB = 89.5
@@ -112,21 +113,28 @@ def report() -> str:
               "lower for it) and scored their final predictions in fp32; all later rows use fused AdamW and bf16",
               "prediction. The Trainer anchor is scored with the same first-piece argmax as `predict_tags(decode=\"argmax\")`.",
               "`final6-s1` shared the CPU with a unit-test run for about two minutes, which inflates its training seconds.",
+              "`final6-s7` and `final6-s42` ran on a later day when this machine ran about 40% slower (for the old and",
+              "the new loop alike, benchmarks/README.md), with the reorganised loop and token-budget prediction: compare",
+              "their F1, not their seconds.",
               "The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa."]
-    best = [rows[f"{FINAL}-s{s}"] for s in (0, 1, 2) if f"{FINAL}-s{s}" in rows]
+    best = [rows[f"{FINAL}-s{s}"] for s in FINAL_SEEDS if f"{FINAL}-s{s}" in rows]
+    seeds = [s for s in FINAL_SEEDS if f"{FINAL}-s{s}" in rows]
     summary = ""
     if best and "anchor" in rows:
         tb = [100 * r["testb"] for r in best]
         ta = [100 * r["testa"] for r in best]
         std = statistics.stdev(tb) if len(tb) > 1 else 0.0
         verdict = "reached" if statistics.mean(tb) >= GOAL_TESTB else "**not reached**"
-        lines += ["", f"Goal: eng.testb F1 >= {GOAL_TESTB} as a mean of 3 seeds, in no more training time than the anchor: "
-                  f"{verdict} ({statistics.mean(tb):.2f}).", f"Final combination over {len(best)} seed(s): testa {statistics.mean(ta):.2f} ± "
+        lines += ["", f"Goal: eng.testb F1 >= {GOAL_TESTB} as a mean over seeds, in no more training time than the anchor: "
+                  f"{verdict} ({statistics.mean(tb):.2f}).", f"Final combination over {len(best)} seed(s) "
+                  f"({', '.join(map(str, seeds))}): testa {statistics.mean(ta):.2f} ± "
                   f"{statistics.stdev(ta) if len(ta) > 1 else 0.0:.2f}, testb {statistics.mean(tb):.2f} ± {std:.2f} "
-                  f"(mean ± std), {statistics.mean(r['train_seconds'] for r in best):.0f} s training each, against the "
+                  f"(mean ± std), testb min {min(tb):.2f} max {max(tb):.2f}, "
+                  f"{statistics.mean(r['train_seconds'] for r in best):.0f} s training each, against the "
                   f"anchor's {100 * rows['anchor']['testb']:.2f} testb in {rows['anchor']['train_seconds']:.0f} s."]
         summary = (f"ACCURACY anchor_testb={100 * rows['anchor']['testb']:.2f}  best_testb_mean={statistics.mean(tb):.2f}  "
-                   f"best_testb_std={std:.2f}  best_train_seconds={statistics.mean(r['train_seconds'] for r in best):.0f}  "
+                   f"best_testb_std={std:.2f}  best_testb_min={min(tb):.2f}  seeds={','.join(map(str, seeds))}  "
+                   f"best_train_seconds={statistics.mean(r['train_seconds'] for r in best):.0f}  "
                    f"anchor_train_seconds={rows['anchor']['train_seconds']:.0f}")
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines) + ("\n\n" + summary if summary else "")
