@@ -1339,7 +1339,7 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
         add_word_shapes(model)
     model.config.ner_context = config.context
     model.config.ner_decode = config.decode
-    labels_in_order = [_id2label(model)[i] for i in range(len(_id2label(model)))]  # the checkpoint's own order
+    labels_in_order = _labels_in_order(model)  # the checkpoint's own order
     label2id = {label: i for i, label in enumerate(labels_in_order)}
     length = max_pieces(tokenizer, model)
     train_sents = _cap(splits["train"], config.max_train_sentences)
@@ -1539,6 +1539,12 @@ def _id2label(model: Any) -> dict[int, str]:
     return {int(k): v for k, v in model.config.id2label.items()}
 
 
+def _labels_in_order(model: Any) -> list[str]:
+    """The model's labels by class index (a checkpoint keeps its own order)."""
+    id2label = _id2label(model)
+    return [id2label[i] for i in range(len(id2label))]
+
+
 def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int | None = None,
                    device: Any = None, context: int | None = None, precision: str = "auto",
                    max_tokens: int = EVAL_MAX_TOKENS) -> list["torch.Tensor"]:
@@ -1615,8 +1621,7 @@ def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batc
     ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
     ``precision``: "auto" (bf16 autocast where the hardware has it natively) or "no" (fp32).
     """
-    id2label = _id2label(model)
-    labels = [id2label[i] for i in range(len(id2label))]
+    labels = _labels_in_order(model)
     decode = decode or getattr(model.config, "ner_decode", "argmax")
     scores = word_log_probs(model, tokenizer, sentences, batch_size, device, precision=precision, max_tokens=max_tokens)
     if decode == "viterbi":
