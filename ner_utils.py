@@ -933,6 +933,8 @@ class TrainConfig:
     word_shapes: str | None = None  # casing feature: "auto" (on for uncased checkpoints), "on", "off"; None: recipe
     context: int | None = None  # FLERT document context: K words each side (0: sentence only); None: recipe
     context_dropout: float = 0.5  # chance a training sentence is seen without its context
+    context_epochs: int | None = None  # only the last N epochs train with context; None: the recipe's (None there: all)
+    average_last: int | None = None  # mean of the last N epochs' weights, a candidate on eng.testa (0: off); None: recipe
     decode: str | None = None  # "viterbi" (BIO-constrained) or "argmax"; None: recipe
     progress: bool = True  # tqdm bars
     pad_to_multiple_of: int | None = None  # pad batch widths to a multiple (a few shapes); None: 16 on GPU or compiled, else 1
@@ -963,6 +965,12 @@ class TrainConfig:
              "None or an integer >= 0"),
             ("context_dropout", _is_number(self.context_dropout) and 0 <= self.context_dropout <= 1,
              "a number in [0, 1]"),
+            ("context_epochs", self.context_epochs is None or (_is_int(self.context_epochs) and self.context_epochs >= 1
+                                                              and (not _is_int(self.epochs) or self.context_epochs <= self.epochs)),
+             "None or an integer from 1 to epochs"),
+            ("average_last", self.average_last is None or (_is_int(self.average_last) and (self.average_last == 0 or (
+                self.average_last >= 2 and (not _is_int(self.epochs) or self.average_last <= self.epochs)))),
+             "None, 0 (off) or an integer from 2 to epochs (the mean of one epoch is that epoch)"),
             ("decode", self.decode is None or self.decode in DECODERS, f"None or one of {DECODERS}"),
             ("progress", isinstance(self.progress, bool), "True or False"),
             ("pad_to_multiple_of", self.pad_to_multiple_of is None
@@ -975,7 +983,7 @@ class TrainConfig:
                 _fail(name, getattr(self, name), allowed)
         self.model, self.output_dir = str(self.model), str(self.output_dir)
         for name in ("epochs", "batch_size", "seed", "max_train_sentences", "max_eval_sentences", "eval_max_tokens",
-                     "context", "pad_to_multiple_of"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
+                     "context", "context_epochs", "average_last", "pad_to_multiple_of"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
             if getattr(self, name) is not None:
                 setattr(self, name, int(getattr(self, name)))
         for name in ("lr", "warmup_ratio", "weight_decay", "max_grad_norm", "context_dropout"):
@@ -995,6 +1003,8 @@ class Recipe:
     word_shapes: str
     decode: str
     context: int
+    context_epochs: int | None = None  # the last N epochs see context (None: all)
+    average_last: int = 0  # weight averaging over the last N epochs (0: off)
 
 
 # One recipe per kind of checkpoint; TrainConfig fields left as None take these values (``choose_recipe``).
@@ -1007,7 +1017,7 @@ RECIPES = {
     "conservative": Recipe("any other checkpoint", "a conservative default (lower lr), not measured here",
                            lr=3e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),
 }
-RECIPE_FIELDS = ("lr", "batch_size", "epochs", "word_shapes", "decode", "context")
+RECIPE_FIELDS = ("lr", "batch_size", "epochs", "word_shapes", "decode", "context", "context_epochs", "average_last")
 
 
 def choose_recipe(model: Any) -> tuple[str, Recipe, str]:
@@ -1029,7 +1039,18 @@ def resolve_config(config: TrainConfig, model: Any) -> tuple[TrainConfig, str, s
 
     key, recipe, why = choose_recipe(model)
     filled = {name: getattr(recipe, name) for name in RECIPE_FIELDS if getattr(config, name) is None}
-    return replace(config, **filled), key, why
+    epochs = filled.get("epochs", config.epochs)
+    # a recipe's "last N epochs" fits the epochs asked for (a 1-epoch smoke run): context in all of them, and
+    # no averaging below 2 epochs (the mean of one epoch is that epoch); explicit settings are checked, not fitted
+    if filled.get("context_epochs") is not None:
+        filled["context_epochs"] = min(filled["context_epochs"], epochs)
+    if filled.get("average_last"):
+        filled["average_last"] = min(filled["average_last"], epochs) if epochs >= 2 else 0
+    try:
+        return replace(config, **filled), key, why
+    except ValueError as err:  # an explicit "last N epochs" longer than the recipe's epochs
+        raise ValueError(f"{err} (epochs={epochs}, from the {recipe.name} recipe; give epochs too)"
+                         if "epochs" in filled else str(err)) from None
 
 
 @dataclass
@@ -1055,6 +1076,9 @@ class TrainResult:
     recipe_why: str = ""
     precision: str = ""
     resumed_from_epoch: int = 0
+    epoch_seconds: list[float] = field(default_factory=list)  # training seconds of each epoch (warm-up shows in the first)
+    average_testa_f1: float | None = None  # eng.testa F1 of the mean of the last epochs' weights (average_last > 0)
+    averaged: bool = False  # the final model is that mean (it beat every single epoch); best_epoch stays the best single one
     testa_sentences: list[Sentence] = field(repr=False, default_factory=list)
     testb_sentences: list[Sentence] = field(repr=False, default_factory=list)
 
@@ -1064,6 +1088,8 @@ class TrainResult:
                 "train_seconds": round(self.train_seconds, 1), "wall_seconds": round(self.wall_seconds, 1),
                 "tokens_per_second": round(self.tokens_per_second, 1), "peak_memory_mb": round(self.peak_memory_mb, 1),
                 "best_epoch": self.best_epoch, "testa_f1_per_epoch": self.testa_f1_per_epoch,
+                "epoch_seconds": [round(x, 1) for x in self.epoch_seconds],
+                "average_testa_f1": self.average_testa_f1, "averaged": self.averaged,
                 "parameters": self.model_info.get("parameters"), "cased": self.model_info.get("cased"),
                 "fallback": self.model_info.get("fallback"), "asked": self.model_info.get("asked"),
                 "recipe": self.recipe, "precision": self.precision, "testa": self.testa, "testb": self.testb,
@@ -1177,7 +1203,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 _RESUME_KEYS = ("model", "lr", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "seed",
                 "max_train_sentences", "max_eval_sentences", "word_shapes", "context", "context_dropout", "decode",
-                "epochs")
+                "epochs", "context_epochs", "average_last")
 
 
 def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
@@ -1193,7 +1219,7 @@ def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
 
 
 def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: dict,
-                     best_weights: dict | None) -> None:
+                     best_weights: dict | None, average: dict | None = None) -> None:
     """Write checkpoint-last/ atomically: a temporary folder, then a rename."""
     import torch
 
@@ -1207,6 +1233,8 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, s
     torch.save(_rng_state(), tmp / "rng.pt")
     if best_weights is not None:
         torch.save(best_weights, tmp / "best.pt")
+    if average is not None:
+        torch.save(average, tmp / "average.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
@@ -1218,6 +1246,9 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, s
         shutil.rmtree(old)
 
 
+_IDENTITY_BEFORE = {"context_epochs": None, "average_last": 0}  # what a checkpoint without these keys trained with
+
+
 def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
     """Read checkpoint-last/; a corrupt or mismatched one raises CheckpointError, never restarts."""
     import torch
@@ -1226,13 +1257,15 @@ def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
         state = json.loads((folder / "state.json").read_text())
         loaded = {name: torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
                   for name in ("model", "optimizer", "scheduler", "rng")}
-        loaded["best"] = (torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
-                          if (folder / "best.pt").exists() else None)
+        for name in ("best", "average"):
+            loaded[name] = (torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+                            if (folder / f"{name}.pt").exists() else None)
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"{folder}: corrupt checkpoint ({type(err).__name__}: {err}); delete the folder to "
                               "start again, or point output_dir elsewhere") from None
-    diffs = [f"{k}: checkpoint {state.get('identity', {}).get(k)!r} vs this run {v!r}"
-             for k, v in expected.items() if state.get("identity", {}).get(k) != v]
+    saved = state.get("identity", {})
+    saved = {k: saved.get(k, _IDENTITY_BEFORE.get(k)) for k in expected}  # keys a checkpoint of an older version lacks
+    diffs = [f"{k}: checkpoint {saved[k]!r} vs this run {v!r}" for k, v in expected.items() if saved[k] != v]
     if diffs:
         raise CheckpointError(f"{folder} belongs to another run ({'; '.join(diffs)}); delete it or use another "
                               "output_dir")
@@ -1357,21 +1390,37 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     step_model = torch.compile(model, dynamic=True) if compiled else model
     multiple = config.pad_to_multiple_of or (16 if compiled or acc.device.type == "cuda" else 1)
     ckpt = Path(config.output_dir) / "checkpoint-last"
-    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {
+    context_epochs = None if not config.context or (config.context_epochs or config.epochs) >= config.epochs \
+        else config.context_epochs  # one spelling for "context in every epoch" (None, =epochs, or no context)
+    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {"context_epochs": context_epochs} | {
         "labels": labels_in_order, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
     return _Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
                 plain, with_context, testa, testb, ckpt, identity, multiple)
 
 
+def uses_context(config: TrainConfig, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (0-based) trains with document context: context > 0, and within the last
+    ``context_epochs`` epochs (every epoch when None).
+
+    >>> config = TrainConfig(epochs=6, context=32, context_epochs=2)
+    >>> [uses_context(config, epoch) for epoch in range(6)]
+    [False, False, False, False, True, True]
+    """
+    if config.context and config.context_epochs is not None and config.epochs is None:
+        raise ValueError("uses_context needs a config with epochs (resolve_config fills it from the recipe)")
+    return bool(config.context) and (config.context_epochs is None or epoch >= config.epochs - config.context_epochs)
+
+
 def _epoch_batches(run: _Run, epoch: int) -> list[dict[str, Any]]:
-    """This process's share of the epoch's shuffled, length-grouped batches (each sentence keeps its document
-    context with probability 1 - context_dropout), pinned for non-blocking copies to a GPU."""
+    """This process's share of the epoch's shuffled, length-grouped batches (in a context epoch each sentence keeps
+    its document context with probability 1 - context_dropout), pinned for non-blocking copies to a GPU."""
     import torch
 
     config = run.config
     rng = random.Random(config.seed * 1000 + epoch)
-    features = [c if rng.random() >= config.context_dropout else p for c, p in zip(run.with_context, run.plain)]
+    with_context = run.with_context if uses_context(config, epoch) else run.plain
+    features = [c if rng.random() >= config.context_dropout else p for c, p in zip(with_context, run.plain)]
     batches = make_batches(features, config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch,
                            pad_token_id=run.tokenizer.pad_token_id or 0, pad_to_multiple_of=run.pad_to_multiple_of,
                            max_width=max_pieces(run.tokenizer, run.unwrapped), pin=torch.cuda.is_available())
@@ -1420,17 +1469,25 @@ def _train_epoch(run: _Run, epoch: int, history: dict) -> None:
         if len(losses) % LOG_EVERY == 0:
             bar.set_postfix(loss=f"{torch.stack(losses[-LOG_EVERY:]).float().mean().item():.4f}", refresh=False)
     history["losses"] += torch.stack(losses).float().cpu().tolist() if losses else []  # waits for the last step
-    history["train_seconds"] += time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    history["train_seconds"] += elapsed
+    history.setdefault("epoch_seconds", []).append(elapsed)  # setdefault: a checkpoint of an older version lacks it
     bar.close()
+
+
+def _eval_context(run: _Run, epoch: int) -> int:
+    """The context an epoch's model is scored (and, if chosen, saved) with: the one it was trained with."""
+    return run.config.context if uses_context(run.config, epoch) else 0
 
 
 def _evaluate_and_keep_best(run: _Run, epoch: int, history: dict, best: dict) -> None:
     """Score eng.testa; a new best F1 keeps a copy of the weights and of the predictions."""
-    testa_pred = _predict(run, run.testa)
+    context = _eval_context(run, epoch)
+    testa_pred = _predict(run, run.testa, context)
     f1 = span_scores([s.tags for s in run.testa], testa_pred)["overall"]["f1"]
     history["testa_f1"].append(f1)
     if f1 > history["best_f1"]:
-        history["best_f1"], history["best_epoch"] = f1, epoch + 1
+        history["best_f1"], history["best_epoch"], history["best_context"] = f1, epoch + 1, context
         best["weights"], best["testa_pred"] = _snapshot(run.unwrapped), testa_pred
     run.acc.print(f"epoch {epoch + 1}: eng.testa span F1 {100 * f1:.2f} (best {100 * history['best_f1']:.2f}, "
                   f"epoch {history['best_epoch']})")
@@ -1441,13 +1498,57 @@ def _checkpoint(run: _Run, epoch: int, history: dict, best: dict) -> None:
     if run.acc.is_main_process:
         _save_checkpoint(run.ckpt, run.unwrapped, run.optimizer, run.scheduler,
                          {"epoch": epoch + 1, "history": history, "identity": run.identity},
-                         best["weights"] if history["best_epoch"] != epoch + 1 else None)
+                         best["weights"] if history["best_epoch"] != epoch + 1 else None, best["average"])
     run.acc.wait_for_everyone()
 
 
-def _predict(run: _Run, sentences: list[Sentence]) -> list[list[str]]:
+def _add_to_average(run: _Run, epoch: int, best: dict) -> None:
+    """In the last ``average_last`` epochs, add this epoch's final weights to the running float32 sum."""
+    if not run.config.average_last or epoch < run.config.epochs - run.config.average_last:
+        return
+    weights = run.unwrapped.state_dict()
+    total = best["average"]
+    if total is None:
+        best["average"] = {"sum": {k: v.detach().float().cpu().clone() for k, v in weights.items()
+                                   if v.is_floating_point()}, "count": 1}
+        return
+    for k, v in total["sum"].items():
+        v.add_(weights[k].detach().float().cpu())
+    total["count"] += 1
+
+
+def averaged_weights(total: dict, model: Any) -> dict[str, Any]:
+    """The mean of the summed epochs' weights (``sum / count`` in float32, cast to each weight's dtype); tensors
+    that are not floating point (position ids) are the model's own."""
+    weights = model.state_dict()
+    return {k: (total["sum"][k] / total["count"]).to(v.dtype) if k in total["sum"] else v.detach().cpu().clone()
+            for k, v in weights.items()}
+
+
+def _evaluate_average(run: _Run, history: dict, best: dict) -> None:
+    """Score the mean of the last epochs' weights on eng.testa; it becomes the final model only if it beats every
+    single epoch."""
+    if best["average"] is None:  # averaging off
+        return
+    current = _snapshot(run.unwrapped)
+    mean = averaged_weights(best["average"], run.unwrapped)
+    run.unwrapped.load_state_dict(mean)
+    context = _eval_context(run, run.config.epochs - 1)  # the last epoch's, which the mean always includes
+    testa_pred = _predict(run, run.testa, context)
+    f1 = span_scores([s.tags for s in run.testa], testa_pred)["overall"]["f1"]
+    history["average_f1"] = f1
+    if f1 > history["best_f1"]:
+        history["best_f1"], history["averaged"], history["best_context"] = f1, True, context
+        best["weights"], best["testa_pred"] = mean, testa_pred
+    run.unwrapped.load_state_dict(current)
+    run.acc.print(f"mean of the last {best['average']['count']} epochs' weights: eng.testa span F1 {100 * f1:.2f} "
+                  f"({'kept' if history.get('averaged') else 'not kept'}; best single epoch "
+                  f"{100 * max(history['testa_f1']):.2f}, epoch {history['best_epoch']})")
+
+
+def _predict(run: _Run, sentences: list[Sentence], context: int | None = None) -> list[list[str]]:
     return predict_tags(run.unwrapped, run.tokenizer, sentences, None, run.acc.device, precision=run.precision,
-                        max_tokens=run.config.eval_max_tokens)
+                        max_tokens=run.config.eval_max_tokens, context=context)
 
 
 def _resume(run: _Run, resume: bool | str, history: dict, best: dict) -> int:
@@ -1473,12 +1574,16 @@ def _resume(run: _Run, resume: bool | str, history: dict, best: dict) -> int:
     _set_rng_state(loaded["rng"])
     history.update(loaded["state"]["history"])
     best["weights"] = loaded["best"] or _snapshot(run.unwrapped)
+    best["average"] = loaded["average"]
     run.acc.print(f"resuming from {ckpt} after epoch {loaded['state']['epoch']} of {run.config.epochs}")
     return loaded["state"]["epoch"]
 
 
 def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool | str = False) -> TrainResult:
     """Fine-tune on splits["train"], pick the best epoch by eng.testa F1, score testa and testb once.
+
+    With ``average_last=N`` the mean of the last N epochs' weights is scored on eng.testa after the last epoch and
+    becomes the final model only if it beats every single epoch (``TrainResult.averaged``).
 
     Fields of ``config`` left as None take the recipe chosen for the loaded model (``choose_recipe``).
     Saves checkpoint-last/ (model, optimiser, scheduler, RNG, history) after every epoch, atomically;
@@ -1491,13 +1596,16 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
         raise ValueError(f"resume={resume!r}; expected True, False or 'auto'")
     wall_start = time.perf_counter()
     run = _prepare_run(config, splits)
-    history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0}
-    best: dict[str, Any] = {"weights": None, "testa_pred": None}
+    history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0,
+               "epoch_seconds": []}
+    best: dict[str, Any] = {"weights": None, "testa_pred": None, "average": None}
     start_epoch = _resume(run, resume, history, best)
     for epoch in range(start_epoch, run.config.epochs):
         _train_epoch(run, epoch, history)
         _evaluate_and_keep_best(run, epoch, history, best)
+        _add_to_average(run, epoch, best)
         _checkpoint(run, epoch, history, best)
+    _evaluate_average(run, history, best)
     return _finish(run, history, best, start_epoch, wall_start)
 
 
@@ -1506,6 +1614,8 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
     model = run.unwrapped
     if best["weights"] is not None:  # the best epoch by eng.testa, not necessarily the last
         model.load_state_dict(best["weights"])
+    # saved and scored with the context the chosen weights were trained with (0 for an epoch before context_epochs)
+    model.config.ner_context = history.get("best_context", run.config.context)
     testa_pred = best["testa_pred"] or _predict(run, run.testa)  # resumed after the best epoch: predict again
     testb_pred = _predict(run, run.testb)
     result = TrainResult(
@@ -1516,7 +1626,9 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
         testa=span_scores([s.tags for s in run.testa], testa_pred),
         testb=span_scores([s.tags for s in run.testb], testb_pred), testa_pred=testa_pred, testb_pred=testb_pred,
         output_dir=run.config.output_dir, recipe=run.recipe, recipe_why=run.recipe_why, precision=run.precision,
-        resumed_from_epoch=start_epoch, testa_sentences=run.testa, testb_sentences=run.testb)
+        resumed_from_epoch=start_epoch, epoch_seconds=history.get("epoch_seconds", []),
+        average_testa_f1=history.get("average_f1"),
+        averaged=bool(history.get("averaged")), testa_sentences=run.testa, testb_sentences=run.testb)
     if run.acc.is_main_process:
         save_model(model, run.tokenizer, run.config.output_dir)
         (Path(run.config.output_dir) / "metrics.json").write_text(json.dumps(result.metrics(), indent=1))
@@ -1614,20 +1726,28 @@ def viterbi_decode(log_probs: "torch.Tensor", labels: Sequence[str]) -> list[str
 
 def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int | None = None,
                  device: Any = None, decode: str | None = None, precision: str = "auto",
-                 max_tokens: int = EVAL_MAX_TOKENS) -> list[list[str]]:
+                 max_tokens: int = EVAL_MAX_TOKENS, context: int | None = None) -> list[list[str]]:
     """One predicted tag per word, sentences in input order (eval mode, no gradients); batches as in
     ``word_log_probs`` (a token budget, or ``batch_size`` sentences).
 
     ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
     ``precision``: "auto" (bf16 autocast where the hardware has it natively) or "no" (fp32).
+    ``context``: document context in words each side; None uses the model's own (``config.ner_context``).
     """
-    labels = _labels_in_order(model)
     decode = decode or getattr(model.config, "ner_decode", "argmax")
-    scores = word_log_probs(model, tokenizer, sentences, batch_size, device, precision=precision, max_tokens=max_tokens)
+    if decode not in DECODERS:
+        raise ValueError(f"decode={decode!r}; expected one of {DECODERS}")
+    scores = word_log_probs(model, tokenizer, sentences, batch_size, device, context=context, precision=precision,
+                            max_tokens=max_tokens)
+    return decode_tags(scores, _labels_in_order(model), decode)
+
+
+def decode_tags(scores: Sequence["torch.Tensor"], labels: Sequence[str], decode: str) -> list[list[str]]:
+    """Tags from ``word_log_probs`` scores: "argmax" per word, or "viterbi" (the best valid IOB2 sequence)."""
     if decode == "viterbi":
         return [viterbi_decode(s, labels) for s in scores]
     if decode != "argmax":
-        raise ValueError(f"decode={decode!r}; expected 'argmax' or 'viterbi'")
+        raise ValueError(f"decode={decode!r}; expected one of {DECODERS}")
     return [[labels[int(k)] for k in s.argmax(-1)] if len(s) else [] for s in scores]
 
 
@@ -2019,8 +2139,8 @@ def write_predictions(path: str | os.PathLike, sentences: Sequence[Sentence], pr
 
 def _config_from_args(args: Any) -> TrainConfig:
     """The TrainConfig a `train` command line asks for; flags left out keep TrainConfig's (recipe) defaults."""
-    given = {name: getattr(args, name) for name in ("model", "epochs", "lr", "batch_size", "context", "decode",
-                                                    "word_shapes", "mixed_precision")
+    given = {name: getattr(args, name) for name in ("model", "epochs", "lr", "batch_size", "context", "context_epochs",
+                                                    "average_last", "decode", "word_shapes", "mixed_precision")
              if getattr(args, name) is not None}
     return TrainConfig(output_dir=args.output, seed=args.seed, max_train_sentences=args.max_train_sentences,
                        max_eval_sentences=args.max_eval_sentences, **given)
@@ -2085,6 +2205,9 @@ def build_parser() -> Any:
     p.add_argument("--lr", type=float, default=None, help=f"learning rate ({recipe})")
     p.add_argument("--batch-size", type=int, default=None, help=f"({recipe})")
     p.add_argument("--context", type=int, default=None, help=f"document context, words each side ({recipe})")
+    p.add_argument("--context-epochs", type=int, default=None, help=f"train with context in the last N epochs only ({recipe})")
+    p.add_argument("--average-last", type=int, default=None,
+                   help=f"score the mean of the last N epochs' weights on eng.testa too; 0: off ({recipe})")
     p.add_argument("--decode", choices=DECODERS, default=None, help=f"({recipe})")
     p.add_argument("--word-shapes", choices=WORD_SHAPES, default=None, help=f"casing feature ({recipe})")
     p.add_argument("--mixed-precision", choices=PRECISIONS, default=None, help="(default: auto)")
@@ -2121,6 +2244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataNotFoundError, ConllFormatError, ModelLoadError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except ValueError as err:
+        if str(err).startswith("TrainConfig."):  # a setting that only the loaded model's recipe shows impossible
+            parser.error(f"train: {err}")
+        raise
 
 
 if __name__ == "__main__":

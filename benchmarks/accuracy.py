@@ -48,8 +48,23 @@ ROWS = {
     **{f"final6-s{s}": (f"final: as `best` with 6 epochs; seed {s}", BEST | {"seed": s, "epochs": 6})
        for s in FINAL_SEEDS},
 }
-FINAL = "final6"
-GOAL_TESTB = 89.5
+FINAL6 = BEST | {"epochs": 6}
+# Issue 11: document context on top of final6, each run also scoring the mean of its last epochs' weights on
+# eng.testa (kept only if it beats every single epoch there). Rows "NAME-sSEED"; explored on seed 42 first.
+CONTEXT = {
+    "ctx16": ("final6 + context K=16 (all epochs, dropout 0.5) + mean of last 2 epochs", FINAL6 | {
+        "context": 16, "average_last": 2}),
+    "ctx16l2": ("final6 + context K=16 in the last 2 epochs only (dropout 0.5) + mean of last 2 epochs", FINAL6 | {
+        "context": 16, "context_epochs": 2, "average_last": 2}),
+}
+ROWS.update({f"{name}-s{s}": (f"{text}; seed {s}", overrides | {"seed": s})
+             for name, (text, overrides) in CONTEXT.items() for s in FINAL_SEEDS})
+OPTIONAL = {f"{name}-s{s}" for name in CONTEXT for s in FINAL_SEEDS}  # listed only when run
+FINAL = "final6"  # the first accuracy step's recipe (its goal was 89.5)
+# recipes run over all FINAL_SEEDS; the notebook default is the one with the higher mean eng.testa F1
+CANDIDATES = {FINAL: "sentence-level, the first accuracy step",
+              "ctx16l2": "document context K=16 in the last 2 epochs + mean of the last 2 epochs"}
+GOAL_TESTB = 90.0  # the accuracy issue's goal: mean eng.testb over five seeds, in no more time than the anchor
 
 
 def run_row(name: str) -> dict:
@@ -66,17 +81,69 @@ def run_row(name: str) -> dict:
         result = nu.train(config, splits)
         model, tok = nu.load_model(str(out), fallback=False)
         row = {"train_seconds": result.train_seconds, "tokens_per_second": result.tokens_per_second,
+               "train_tokens": result.tokens_per_second * result.train_seconds,
                "testa_f1_per_epoch": result.testa_f1_per_epoch, "best_epoch": result.best_epoch,
+               "average_testa": result.average_testa_f1, "averaged": result.averaged,
                "config": {k: v for k, v in result.config.items() if k in nu._RESUME_KEYS or k in ("decode", "mixed_precision")}}
-        for decode in ("argmax", "viterbi"):
-            for split in ("testa", "testb"):
-                pred = nu.predict_tags(model, tok, splits[split], decode=decode, precision=config.mixed_precision)
+        labels, row["predict_seconds"] = nu._labels_in_order(model), 0.0
+        for split in ("testa", "testb"):  # one forward pass per split (the model's own context), both decodings
+            start = time.perf_counter()
+            scores = nu.word_log_probs(model, tok, splits[split], precision=config.mixed_precision)
+            own = nu.decode_tags(scores, labels, result.config["decode"])
+            row["predict_seconds"] += time.perf_counter() - start  # what predict_tags costs: forward + decoding
+            for decode in ("argmax", "viterbi"):
+                pred = own if decode == result.config["decode"] else nu.decode_tags(scores, labels, decode)
                 row[f"{split}_{decode}"] = nu.span_scores(gold[split], pred)["overall"]["f1"]
-        row["testa"], row["testb"] = row[f"testa_{config.decode}"], row[f"testb_{config.decode}"]
+        row["testa"], row["testb"] = row[f"testa_{result.config['decode']}"], row[f"testb_{result.config['decode']}"]
+        if getattr(model.config, "ner_context", 0):  # the same model with its context switched off
+            for split in ("testa", "testb"):
+                pred = nu.predict_tags(model, tok, splits[split], precision=config.mixed_precision, context=0)
+                row[f"{split}_no_context"] = nu.span_scores(gold[split], pred)["overall"]["f1"]
     row.update(name=name, description=ROWS[name][0], finished=time.strftime("%Y-%m-%d %H:%M"))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(row, indent=1))
     return row
+
+
+def seed_summary(rows: dict, group: str | None) -> dict:
+    """Mean, std (n-1), min and max over the seeds of one recipe (rows GROUP-sSEED); {} if none ran."""
+    runs = [(s, rows[f"{group}-s{s}"]) for s in FINAL_SEEDS if group and f"{group}-s{s}" in rows]
+    if not runs:
+        return {}
+    tb, ta = [100 * r["testb"] for _, r in runs], [100 * r["testa"] for _, r in runs]
+    sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    return {"n": len(runs), "seeds": ",".join(str(s) for s, _ in runs), "testb_mean": statistics.mean(tb),
+            "testb_std": sd(tb), "testb_min": min(tb), "testb_max": max(tb), "testa_mean": statistics.mean(ta),
+            "testa_std": sd(ta), "seconds": statistics.mean(r["train_seconds"] for _, r in runs),
+            "seconds_max": max(r["train_seconds"] for _, r in runs)}
+
+
+def context_table(rows: dict) -> list[str]:
+    """Markdown lines: the context and averaging rows beside final6 of the same seed."""
+    done = [name for name in ROWS if name in OPTIONAL and name in rows]
+    if not done:
+        return []
+    lines = ["", "## Document context and weight averaging (final6 + ...)", "",
+             "Each run also scores the mean of its last epochs' weights on eng.testa; that mean becomes the final model",
+             "only if it beats every single epoch there (\"kept\"). \"no ctx\" scores the same model with its context",
+             "switched off at prediction. \"pieces\" is the word pieces trained, against final6 of the same seed.",
+             "Prediction seconds cover eng.testa + eng.testb with the model's own context.", "",
+             "| row | recipe | testa F1 | testb F1 | best epoch testa | mean of last testa | testa / testb no ctx "
+             "| train s | tokens/s | pieces | predict s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name in done:
+        r = rows[name]
+        base = rows.get(f"{FINAL}-s{r['config']['seed']}", {})
+        pieces = (f"{r['train_tokens'] / (base['tokens_per_second'] * base['train_seconds']):.2f}×" if base
+                  else f"{r['train_tokens'] / 1e6:.1f}M")
+        avg = ("" if r.get("average_testa") is None
+               else f"{100 * r['average_testa']:.2f} ({'kept' if r['averaged'] else 'not kept'})")
+        no_ctx = (f"{100 * r['testa_no_context']:.2f} / {100 * r['testb_no_context']:.2f}"
+                  if "testa_no_context" in r else "")
+        lines.append(f"| {name} | {r['description']} | {100 * r['testa']:.2f} | {100 * r['testb']:.2f} | "
+                     f"{100 * max(r['testa_f1_per_epoch']):.2f} | {avg} | {no_ctx} | {r['train_seconds']:.0f} | "
+                     f"{r['tokens_per_second']:.0f} | {pieces} | {r.get('predict_seconds', 0):.0f} |")
+    return lines
 
 
 def _machine() -> str:
@@ -101,6 +168,8 @@ def report() -> str:
              "| row | recipe | testa F1 | testb F1 | testa argmax / Viterbi | testb argmax / Viterbi | train s | tokens/s |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in ROWS:
+        if name in OPTIONAL:
+            continue
         if name not in rows:
             lines.append(f"| {name} | {ROWS[name][0]} | not run | | | | | |")
             continue
@@ -116,26 +185,50 @@ def report() -> str:
               "`final6-s7` and `final6-s42` ran on a later day when this machine ran about 40% slower (for the old and",
               "the new loop alike, benchmarks/README.md), with the reorganised loop and token-budget prediction: compare",
               "their F1, not their seconds.",
-              "The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa."]
-    best = [rows[f"{FINAL}-s{s}"] for s in FINAL_SEEDS if f"{FINAL}-s{s}" in rows]
-    seeds = [s for s in FINAL_SEEDS if f"{FINAL}-s{s}" in rows]
+              "The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa.",
+              "The context rows ran on the slower day, like `final6-s7`/`final6-s42`: their seconds compare with those two",
+              "rows (655 s), and with the anchor's 882 s, measured on the faster day, only conservatively (on that day",
+              "`final6` took 421 s on average, so the anchor took 2.1x `final6`).",
+              "Context was explored on seed 42 (`ctx16-s42`, every epoch; `ctx16l2-s42`, last 2 epochs), chosen on eng.testa",
+              "against `final6-s42`, and the variant within the anchor's time then ran the other four seeds; the notebook",
+              "default is the recipe with the higher five-seed eng.testa mean.",
+              "`ctx16l2-s0` and `ctx16l2-s1` shared the CPU with a low-priority (nice 19) unit-test run, which adds a",
+              "little to their seconds. The context rows scored every epoch's eng.testa with K=16, including the epochs",
+              "trained without context; the loop now scores those without context (as trained). Every context row's",
+              "best epoch was a context epoch (5 or 6), which both versions score alike, so the rows stand."]
+    lines += context_table(rows)
     summary = ""
-    if best and "anchor" in rows:
-        tb = [100 * r["testb"] for r in best]
-        ta = [100 * r["testa"] for r in best]
-        std = statistics.stdev(tb) if len(tb) > 1 else 0.0
-        verdict = "reached" if statistics.mean(tb) >= GOAL_TESTB else "**not reached**"
-        lines += ["", f"Goal: eng.testb F1 >= {GOAL_TESTB} as a mean over seeds, in no more training time than the anchor: "
-                  f"{verdict} ({statistics.mean(tb):.2f}).", f"Final combination over {len(best)} seed(s) "
-                  f"({', '.join(map(str, seeds))}): testa {statistics.mean(ta):.2f} ± "
-                  f"{statistics.stdev(ta) if len(ta) > 1 else 0.0:.2f}, testb {statistics.mean(tb):.2f} ± {std:.2f} "
-                  f"(mean ± std), testb min {min(tb):.2f} max {max(tb):.2f}, "
-                  f"{statistics.mean(r['train_seconds'] for r in best):.0f} s training each, against the "
-                  f"anchor's {100 * rows['anchor']['testb']:.2f} testb in {rows['anchor']['train_seconds']:.0f} s."]
-        summary = (f"ACCURACY anchor_testb={100 * rows['anchor']['testb']:.2f}  best_testb_mean={statistics.mean(tb):.2f}  "
-                   f"best_testb_std={std:.2f}  best_testb_min={min(tb):.2f}  seeds={','.join(map(str, seeds))}  "
-                   f"best_train_seconds={statistics.mean(r['train_seconds'] for r in best):.0f}  "
-                   f"anchor_train_seconds={rows['anchor']['train_seconds']:.0f}")
+    if "anchor" in rows:
+        anchor = rows["anchor"]
+        stats = {group: seed_summary(rows, group) for group in CANDIDATES}
+        full = {g: st for g, st in stats.items() if st and st["n"] == len(FINAL_SEEDS)}
+        default = max(full, key=lambda g: full[g]["testa_mean"]) if full else None  # chosen on eng.testa only
+        for group, st in stats.items():
+            if not st:
+                continue
+            verdict = ("reached" if st["testb_mean"] >= GOAL_TESTB
+                       else f"**not reached** ({GOAL_TESTB - st['testb_mean']:.2f} short)")
+            within = "within" if st["seconds"] <= anchor["train_seconds"] else "**over**"
+            lines += ["", f"**{group}** ({CANDIDATES[group]}){' - the notebook default' if group == default else ''}, "
+                      f"over {st['n']} seed(s) ({st['seeds']}): testa {st['testa_mean']:.2f} ± {st['testa_std']:.2f}, "
+                      f"testb {st['testb_mean']:.2f} ± {st['testb_std']:.2f} (mean ± std), testb min {st['testb_min']:.2f} "
+                      f"max {st['testb_max']:.2f}, {st['seconds']:.0f} s training each (max {st['seconds_max']:.0f} s; "
+                      f"{within} the anchor's {anchor['train_seconds']:.0f} s), against the anchor's "
+                      f"{100 * anchor['testb']:.2f} testb. Goal eng.testb mean >= {GOAL_TESTB}: {verdict}."]
+        if "ctx16-s42" in rows:
+            r = rows["ctx16-s42"]
+            lines += ["", f"**No time limit:** the best configuration measured here is `ctx16` (context K=16 in every epoch), "
+                      f"on seed 42 only: testa {100 * r['testa']:.2f}, testb {100 * r['testb']:.2f}, in "
+                      f"{r['train_seconds']:.0f} s ({r['train_seconds'] / rows['final6-s42']['train_seconds']:.2f}x "
+                      f"`final6-s42`, same day). K=32 and K=64 were not run: at about 2x the pieces of K=16 they did not "
+                      f"fit this session's CPU time."]
+        if default:
+            st = stats[default]
+            lines += ["", f"The notebook default is the candidate with the higher five-seed eng.testa mean: **{default}**."]
+            summary = (f"ACCURACY anchor_testb={100 * anchor['testb']:.2f}  best={default}  "
+                       f"best_testb_mean={st['testb_mean']:.2f}  best_testb_std={st['testb_std']:.2f}  "
+                       f"best_testb_min={st['testb_min']:.2f}  seeds={st['seeds']}  "
+                       f"best_train_seconds={st['seconds']:.0f}  anchor_train_seconds={anchor['train_seconds']:.0f}")
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines) + ("\n\n" + summary if summary else "")
 

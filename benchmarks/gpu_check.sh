@@ -2,7 +2,8 @@
 # The prepared GPU check: one call on any CUDA machine runs
 #   1. the notebook top to bottom (real data, the embedded checkpoint, its recipe);
 #   2. one fp16 epoch, and one bf16 epoch where the GPU computes bf16 natively, with testa F1 and word pieces/s;
-#   3. the speed benchmarks' GPU side: profile_step.py (where a step's time goes), compile_speed.py;
+#   3. the speed benchmarks' GPU side: profile_step.py (where a step's time goes), compile_speed.py, and
+#      train_speed.py --device cuda (full epochs: this loop, the HF Trainer with bf16, a BERT-base-sized model);
 #   4. the fast unit tests.
 # Everything goes to one folder, $OUT (default gpu-check/), with a summary in $OUT/summary.txt.
 #
@@ -56,4 +57,9 @@ echo "compile: exit $?; $(grep -m1 '^COMPILE' "$OUT/compile.txt")" >> "$OUT/summ
 
 python3 -m pytest -q -m "not slow" -p no:cacheprovider tests > "$OUT/tests.log" 2>&1
 echo "unit tests: exit $?; $(tail -1 "$OUT/tests.log")" >> "$OUT/summary.txt"
+
+# last, as it may not fit the call's time: full epochs side by side: this loop, the HF Trainer with bf16, a BERT-base-sized random model (DEVICE_SPEED line)
+# (models and checkpoints go to /tmp, not $OUT: only a few small files come back from the device)
+timeout 240 python3 benchmarks/train_speed.py --device cuda --out /tmp/gpu-speed > "$OUT/train_speed.txt" 2>&1
+echo "train_speed: exit $?; $(grep -m1 '^DEVICE_SPEED' "$OUT/train_speed.txt")" >> "$OUT/summary.txt"
 cat "$OUT/summary.txt"

@@ -16,6 +16,23 @@ steps, then predicts eng.testa + eng.testb in full (timed) and scores eng.testa 
 
 The last line is machine-readable:
     SPEEDUP train_tokens_per_s_vs_trainer=X.XX eval_time_vs_trainer=Y.YY
+
+Full epochs on a device (the speed issue's GPU measurement; warm-up is counted, not skipped):
+
+    CONLL_DIR=... python benchmarks/train_speed.py --device cuda            # or auto; cpu works too (slow:
+                                                                           # add --max-train-sentences for a smoke check)
+
+  1. epochs-ours    - ner_utils.train, the embedded recipe (batch 32, lr 1e-4, casing, Viterbi), --epochs epochs,
+                      mixed_precision="auto" (bf16 on compute capability >= 8.0); per-epoch seconds, and
+                      eng.testa + eng.testb prediction timed twice (first and second call)
+  2. epochs-trainer - the HF Trainer at the same batch and lr with bf16=True (fp16 where bf16 is not native),
+                      --trainer-epochs epochs, per-epoch seconds from a callback
+  3. epochs-bertbase - a randomly initialised BERT-base-sized encoder (12 x 768) through ner_utils.train,
+                      --bert-epochs epochs
+
+Its last line is machine-readable:
+    DEVICE_SPEED device=.. ours_steady_tps=.. ours_first_epoch_ratio=.. trainer_steady_tps=.. ours_vs_trainer=..
+    predict_s=.. bertbase_steady_tps=..
 """
 from __future__ import annotations
 
@@ -144,6 +161,152 @@ def padding_report(sentences) -> dict:
     return {"grouped": grouped, "random": rand, "pad128": 128 * len(lengths) / real}
 
 
+def _steady(epoch_seconds: list[float], tokens_per_epoch: float) -> dict:
+    """Steady-state word pieces/s (epochs after the first; the only epoch if there is one) and first/later ratio."""
+    later = epoch_seconds[1:] or epoch_seconds
+    mean_later = sum(later) / len(later)
+    return {"epoch_seconds": [round(x, 2) for x in epoch_seconds], "tokens_per_epoch": tokens_per_epoch,
+            "steady_tokens_per_s": tokens_per_epoch / mean_later,
+            "first_epoch_ratio": epoch_seconds[0] / mean_later if len(epoch_seconds) > 1 else None}
+
+
+def run_epochs_ours(splits, model_path: str, epochs: int, cap: int | None, out: Path, lr: float = 1e-4,
+                    time_prediction: bool = True) -> dict:
+    """Full epochs of ner_utils.train (the embedded recipe's knobs) and timed prediction of testa + testb."""
+    import torch
+
+    config = nu.TrainConfig(model=model_path, epochs=epochs, lr=lr, batch_size=32, word_shapes="on", decode="viterbi",
+                            context=0, average_last=0, max_train_sentences=cap, max_eval_sentences=cap,
+                            output_dir=str(out), progress=False)
+    r = nu.train(config, splits)
+    row = _steady(r.epoch_seconds, r.tokens_per_second * r.train_seconds / epochs)
+    row.update(precision=r.precision, testa_f1=r.testa["overall"]["f1"], peak_mb=r.peak_memory_mb)
+    if not time_prediction:
+        return row
+    model, tok = nu.load_model(str(out), fallback=False)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    for key in ("predict_s_first", "predict_s"):  # a fresh model object: the first call may pay lazy loading
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for split in ("testa", "testb"):
+            nu.predict_tags(model, tok, splits[split])
+        row[key] = time.perf_counter() - start
+    return row
+
+
+def run_epochs_trainer(splits, epochs: int, cap: int | None, out: Path) -> dict:
+    """The HF Trainer at batch 32, lr 1e-4, with bf16 (fp16 where bf16 is not native), per-epoch seconds."""
+    import torch
+    from transformers import DataCollatorForTokenClassification, Trainer, TrainerCallback, TrainingArguments
+
+    precision = nu.resolve_precision("auto")
+    model, tok = nu.load_model(str(nu.embedded_model_path()), fallback=False)
+    feats = _trainer_features(tok, splits["train"][:cap], None)
+
+    class EpochClock(TrainerCallback):
+        def __init__(self):
+            self.seconds, self.start = [], 0.0
+
+        def _now(self):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            return time.perf_counter()
+
+        def on_epoch_begin(self, *args, **kwargs):
+            self.start = self._now()
+
+        def on_epoch_end(self, *args, **kwargs):
+            self.seconds.append(self._now() - self.start)
+
+    clock = EpochClock()
+    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=32, learning_rate=1e-4,
+                             num_train_epochs=epochs, report_to="none", save_strategy="no", eval_strategy="no",
+                             logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(), seed=42,
+                             bf16=precision == "bf16", fp16=precision == "fp16", dataloader_num_workers=0)
+    Trainer(model=model, args=args, train_dataset=feats, data_collator=DataCollatorForTokenClassification(tok),
+            callbacks=[clock]).train()
+    row = _steady(clock.seconds, sum(sum(f["attention_mask"]) for f in feats))
+    row.update(precision=precision, peak_mb=_peak_mb())
+    return row
+
+
+def build_bert_base_random(folder: Path) -> str:
+    """A randomly initialised 12 x 768 BERT token classifier with the embedded checkpoint's tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    _, tok = nu.load_model(str(nu.embedded_model_path()), fallback=False)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                        intermediate_size=3072, max_position_embeddings=512, num_labels=len(nu.LABELS),
+                        id2label=dict(enumerate(nu.LABELS)), label2id=LABEL2ID)
+    BertForTokenClassification(config).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return str(folder)
+
+
+def run_epochs_bertbase(splits, epochs: int, cap: int | None, out: Path) -> dict:
+    path = build_bert_base_random(out.with_name(out.name + "-model"))
+    return run_epochs_ours(splits, path, epochs, cap, out, lr=5e-5, time_prediction=False)
+
+
+DEVICE_RECIPES = {
+    "epochs-ours": lambda sp, a, out: run_epochs_ours(sp, str(nu.embedded_model_path()), a.epochs, a.max_train_sentences, out),
+    "epochs-trainer": lambda sp, a, out: run_epochs_trainer(sp, a.trainer_epochs, a.max_train_sentences, out),
+    "epochs-bertbase": lambda sp, a, out: run_epochs_bertbase(sp, a.bert_epochs, a.max_train_sentences, out),
+}
+
+
+def device_report(rows: dict, device: str) -> str:
+    """The full-epoch table and the DEVICE_SPEED line."""
+    lines = [f"device: {device}", "",
+             "| recipe | precision | epoch seconds | steady word pieces/s | first / later epochs | predict testa+testb s "
+             "(first / second call) |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    for name, r in rows.items():
+        first = f"{r['first_epoch_ratio']:.2f}" if r.get("first_epoch_ratio") else "(one epoch)"
+        pred = f"{r['predict_s_first']:.2f} / {r['predict_s']:.2f}" if "predict_s" in r else ""
+        lines.append(f"| {name} | {r['precision']} | {', '.join(f'{x:.1f}' for x in r['epoch_seconds'])} | "
+                     f"{r['steady_tokens_per_s']:.0f} | {first} | {pred} |")
+    ours, trainer, bert = rows["epochs-ours"], rows["epochs-trainer"], rows["epochs-bertbase"]
+    lines.append("")
+    lines.append(f"DEVICE_SPEED device={device.replace(' ', '_')} ours_steady_tps={ours['steady_tokens_per_s']:.0f} "
+                 f"ours_first_epoch_ratio={ours['first_epoch_ratio'] or 0:.2f} "
+                 f"trainer_steady_tps={trainer['steady_tokens_per_s']:.0f} "
+                 f"ours_vs_trainer={ours['steady_tokens_per_s'] / trainer['steady_tokens_per_s']:.2f} "
+                 f"predict_s={ours['predict_s']:.2f} bertbase_steady_tps={bert['steady_tokens_per_s']:.0f}")
+    return "\n".join(lines)
+
+
+def _run_child(name: str, args, extra: list[str], env: dict | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--one", name, "--out", args.out, *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{name:10s} done: {row}", file=sys.stderr, flush=True)
+    return row
+
+
+def main_device(args) -> None:
+    """Full epochs of the three device recipes, each in its own process, then the table and DEVICE_SPEED."""
+    import torch
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
+    env = os.environ | ({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})
+    extra = ["--epochs", str(args.epochs), "--trainer-epochs", str(args.trainer_epochs), "--bert-epochs",
+             str(args.bert_epochs)] + (["--max-train-sentences", str(args.max_train_sentences)]
+                                       if args.max_train_sentences else [])
+    rows = {name: _run_child(name, args, extra, env) for name in DEVICE_RECIPES}
+    name = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    cap = f", first {args.max_train_sentences} sentences of eng.train" if args.max_train_sentences else ", all of eng.train"
+    print(device_report(rows, name + cap))
+
+
 RECIPES = {
     "ours": lambda sp, a, out: run_ours(sp, a.steps, 16, "auto", out),
     "ours-fp32": lambda sp, a, out: run_ours(sp, a.steps, 16, "no", out),
@@ -160,10 +323,20 @@ def main() -> None:
     parser.add_argument("--recipes", default="ours,trainer,pad128,ours-fp32,ours-b32")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default=None,
+                        help="full-epoch mode on this device: ours, the HF Trainer with bf16, a BERT-base-sized model")
+    parser.add_argument("--epochs", type=int, default=3, help="full-epoch mode: epochs of this loop")
+    parser.add_argument("--trainer-epochs", type=int, default=1, help="full-epoch mode: epochs of the Trainer")
+    parser.add_argument("--bert-epochs", type=int, default=1, help="full-epoch mode: epochs of the BERT-base-sized model")
+    parser.add_argument("--max-train-sentences", type=int, default=None, help="full-epoch mode: cap eng.train")
     args = parser.parse_args()
+    if args.device and not args.one:
+        main_device(args)
+        return
     splits = nu.load_conll2003()
     if args.one:  # child process: one recipe, JSON on the last line
-        print(json.dumps(RECIPES[args.one](splits, args, Path(args.out) / args.one)))
+        recipes = DEVICE_RECIPES if args.one in DEVICE_RECIPES else RECIPES
+        print(json.dumps(recipes[args.one](splits, args, Path(args.out) / args.one)))
         return
     rows = {}
     for name in args.recipes.split(","):

@@ -110,6 +110,9 @@ def test_tokenize_text():
                                           (["--max-train-sentences", "-5"], "max_train_sentences"),
                                           (["--max-eval-sentences", "0"], "max_eval_sentences"),
                                           (["--seed", "-3"], "seed"), (["--context", "-1"], "context"),
+                                          (["--context-epochs", "0"], "context_epochs"),
+                                          (["--average-last", "-1"], "average_last"),
+                                          (["--epochs", "2", "--average-last", "3"], "average_last"),
                                           (["--model", ""], "model"), (["--output", ""], "output_dir")])
 def test_impossible_train_settings_are_a_usage_error_before_anything_is_loaded(flags, field, tmp_path, capsys):
     out = tmp_path / "out"
@@ -119,6 +122,18 @@ def test_impossible_train_settings_are_a_usage_error_before_anything_is_loaded(f
     err = capsys.readouterr().err
     assert "usage:" in err and f"TrainConfig.{field}=" in err and "expected" in err
     assert not (tmp_path / "out").exists() or flags[0] == "--output"
+
+
+def test_a_last_epochs_setting_longer_than_the_recipes_epochs_is_a_usage_error(tmp_path, capsys, tiny_model_dir):
+    """--average-last 9 without --epochs: only the loaded model's recipe (3 epochs here) shows it impossible."""
+    data = _write_conll(tmp_path / "data", synthetic_splits(n_train=16, n_eval=4))
+    with pytest.raises(SystemExit) as stop:
+        nu.main(["train", "--data", str(data), "--model", str(tiny_model_dir), "--output", str(tmp_path / "out"),
+                 "--average-last", "9"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "TrainConfig.average_last=9" in err and "epochs=3, from the" in err and "give epochs too" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_predict_makes_each_text_its_own_document(trained, monkeypatch, capsys):

@@ -90,3 +90,25 @@ def test_context_respects_the_length_limit(tiny):
     for f in nu.encode(tok, sentences, LABEL2ID, max_length=30, context=64):
         assert len(f["input_ids"]) <= 30
         assert sum(1 for x in f["labels"] if x != -100) == 20
+
+
+def test_context_at_prediction_time_overrides_the_models_own(tiny):
+    """predict_tags(context=K) on a model trained without context equals the model told to use K, and K=0 is the
+    plain sentence-only prediction."""
+    model, tok = tiny
+    sentences = _doc(["john lives in berlin", "the eu met", "angela merkel"])
+    assert getattr(model.config, "ner_context", 0) == 0
+    plain = nu.word_log_probs(model, tok, sentences)
+    explicit = nu.word_log_probs(model, tok, sentences, context=3)
+    model.config.ner_context = 3
+    try:
+        own = nu.word_log_probs(model, tok, sentences)
+        zero = nu.word_log_probs(model, tok, sentences, context=0)
+    finally:
+        model.config.ner_context = 0
+    assert all(torch.equal(a, b) for a, b in zip(explicit, own))
+    assert all(torch.equal(a, b) for a, b in zip(zero, plain))
+    assert not all(torch.equal(a, b) for a, b in zip(explicit, plain))  # context does change the scores
+    labels = nu._labels_in_order(model)
+    assert nu.predict_tags(model, tok, sentences, decode="argmax", context=3) == [
+        [labels[int(k)] for k in s.argmax(-1)] for s in explicit]

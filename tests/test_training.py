@@ -50,6 +50,8 @@ BAD_VALUES = {
     "word_shapes": ["yes", "", True],
     "context": [-1, 1.5, True],
     "context_dropout": [-0.1, 1.1, float("nan"), None],
+    "context_epochs": [0, -1, 1.5, True, "2"],
+    "average_last": [-1, 1, 1.5, True, "2"],
     "decode": ["crf", "", True],
     "progress": ["yes", 1, None],
     "pad_to_multiple_of": [0, 3, 128, -16, True, 16.0],
@@ -58,7 +60,7 @@ BAD_VALUES = {
 GOOD_VALUES = {"model": "x", "epochs": 1, "lr": 1e-4, "batch_size": 1, "warmup_ratio": 0.0, "weight_decay": 0.0,
                "max_grad_norm": 0.0, "seed": 0, "max_train_sentences": 1, "max_eval_sentences": None,
                "output_dir": "o", "mixed_precision": "no", "eval_max_tokens": 1, "word_shapes": "off", "context": 0,
-               "context_dropout": 1.0, "decode": "argmax", "progress": False,
+               "context_dropout": 1.0, "context_epochs": 1, "average_last": 0, "decode": "argmax", "progress": False,
                "pad_to_multiple_of": 64, "compile": "off"}
 
 
@@ -75,6 +77,42 @@ def test_an_impossible_setting_is_refused_naming_field_value_and_what_is_allowed
 
 def test_the_boundary_values_are_accepted():
     assert nu.TrainConfig(**GOOD_VALUES).epochs == 1
+    assert nu.TrainConfig(epochs=3, context_epochs=3, average_last=3).average_last == 3
+
+
+@pytest.mark.parametrize("name", ["context_epochs", "average_last"])
+def test_more_epochs_of_context_or_averaging_than_epochs_is_refused(name):
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{name}=4 is not allowed; expected .*to epochs"):
+        nu.TrainConfig(epochs=3, **{name: 4})
+    with pytest.raises(ValueError, match=r"TrainConfig\.epochs='3' is not allowed"):  # epochs' own error, checked first
+        nu.TrainConfig(epochs="3", **{name: 2})
+
+
+def test_a_recipes_last_epochs_fit_the_epochs_asked_and_explicit_ones_are_checked():
+    """NER_EPOCHS=1 (the smoke run) or epochs=2 with a recipe of context in the last 2 epochs and the mean of the
+    last 3: context in every epoch asked, averaging only from 2 epochs on; an explicit setting is still refused."""
+    from dataclasses import replace
+    fake = _Fake("all-MiniLM-L6-v2", False, 6, 384)
+    recipe = replace(nu.RECIPES["embedded"], context=16, context_epochs=2, average_last=3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(nu.RECIPES, "embedded", recipe)
+        one = nu.resolve_config(nu.TrainConfig(epochs=1), fake)[0]
+        assert (one.context, one.context_epochs, one.average_last) == (16, 1, 0)
+        two = nu.resolve_config(nu.TrainConfig(epochs=2), fake)[0]
+        assert (two.context_epochs, two.average_last) == (2, 2)
+        full = nu.resolve_config(nu.TrainConfig(), fake)[0]
+        assert (full.epochs, full.context_epochs, full.average_last) == (6, 2, 3)
+        with pytest.raises(ValueError, match="average_last=3"):
+            nu.resolve_config(nu.TrainConfig(epochs=2, average_last=3), fake)
+
+
+def test_uses_context_only_in_the_last_context_epochs():
+    config = nu.TrainConfig(epochs=4, context=16, context_epochs=2)
+    assert [nu.uses_context(config, e) for e in range(4)] == [False, False, True, True]
+    assert all(nu.uses_context(nu.TrainConfig(epochs=4, context=16), e) for e in range(4))
+    assert not any(nu.uses_context(nu.TrainConfig(epochs=4, context=0, context_epochs=2), e) for e in range(4))
+    with pytest.raises(ValueError, match="needs a config with epochs"):
+        nu.uses_context(nu.TrainConfig(context=16, context_epochs=2), 0)
 
 
 class _Fake:
@@ -192,8 +230,9 @@ def test_train_end_to_end_writes_model_metrics_and_checkpoint(tmp_path, tiny_mod
     assert result.testa["overall"]["f1"] == pytest.approx(max(result.testa_f1_per_epoch))  # best weights kept
     assert result.losses[-1] < result.losses[0]
     assert result.tokens_per_second > 0 and result.train_seconds > 0 and result.peak_memory_mb > 0
+    assert len(result.epoch_seconds) == 3 and sum(result.epoch_seconds) == pytest.approx(result.train_seconds)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert {"testa_f1", "testb_f1", "train_seconds", "model"} <= set(metrics)
+    assert {"testa_f1", "testb_f1", "train_seconds", "model", "epoch_seconds", "averaged"} <= set(metrics)
     assert metrics["testb"]["PER"]["gold"] == result.testb["PER"]["gold"]
     assert (tmp_path / "run" / "config.json").exists() and (tmp_path / "run" / "tokenizer.json").exists()
     ckpt = tmp_path / "run" / "checkpoint-last"
@@ -216,11 +255,11 @@ def test_best_epoch_weights_are_restored(tmp_path, tiny_model_dir, monkeypatch):
     real_ckpt = nu._save_checkpoint
     saved = {}
 
-    def spy(folder, model, optimizer, scheduler, state, best):
+    def spy(folder, model, optimizer, scheduler, state, *rest):
         saved[state["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
         if state["epoch"] == 3:
             fake.per_epoch = False
-        return real_ckpt(folder, model, optimizer, scheduler, state, best)
+        return real_ckpt(folder, model, optimizer, scheduler, state, *rest)
     monkeypatch.setattr(nu, "_save_checkpoint", spy)
     result = nu.train(_config(tiny_model_dir, tmp_path / "run", epochs=3), synthetic_splits())
     assert result.best_epoch == 2
@@ -243,8 +282,8 @@ class Disconnect(Exception):
     pass
 
 
-def test_resume_after_a_disconnect_gives_identical_weights(tmp_path, tiny_model_dir, monkeypatch):
-    straight = nu.train(_config(tiny_model_dir, tmp_path / "straight"), synthetic_splits())
+def _disconnect_after_first_epoch(monkeypatch, config):
+    """Train ``config`` until its first checkpoint is written, then fail as a lost Colab runtime would."""
     real = nu._save_checkpoint
 
     def crash_after_first_epoch(*args):
@@ -252,8 +291,13 @@ def test_resume_after_a_disconnect_gives_identical_weights(tmp_path, tiny_model_
         raise Disconnect
     monkeypatch.setattr(nu, "_save_checkpoint", crash_after_first_epoch)
     with pytest.raises(Disconnect):
-        nu.train(_config(tiny_model_dir, tmp_path / "resumed"), synthetic_splits())
+        nu.train(config, synthetic_splits())
     monkeypatch.setattr(nu, "_save_checkpoint", real)
+
+
+def test_resume_after_a_disconnect_gives_identical_weights(tmp_path, tiny_model_dir, monkeypatch):
+    straight = nu.train(_config(tiny_model_dir, tmp_path / "straight"), synthetic_splits())
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "resumed"))
     resumed = nu.train(_config(tiny_model_dir, tmp_path / "resumed"), synthetic_splits(), resume=True)
     assert resumed.losses == straight.losses
     assert resumed.testa_f1_per_epoch == straight.testa_f1_per_epoch
@@ -417,3 +461,167 @@ def test_compile_setting_is_checked_and_auto_is_off():
     assert nu.resolve_compile("auto") is False and nu.resolve_compile("on") is True
     with pytest.raises(ValueError, match="compile"):
         nu.resolve_compile("maybe")
+
+
+# --- weight averaging and context in the last epochs -------------------------------------------------------------
+
+
+def _epoch_end_weights(monkeypatch):
+    """Record the model's weights at every epoch's checkpoint (= the end of that epoch)."""
+    real, saved = nu._save_checkpoint, {}
+
+    def spy(folder, model, optimizer, scheduler, state, *rest):
+        saved[state["epoch"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return real(folder, model, optimizer, scheduler, state, *rest)
+    monkeypatch.setattr(nu, "_save_checkpoint", spy)
+    return saved
+
+
+def _scripted_testa_scores(monkeypatch, scores):
+    """The first len(scores) eng.testa scores (3 epochs, then the average) are scripted; later ones are real."""
+    real, queue = nu.span_scores, list(scores)
+
+    def fake(gold, pred):
+        result = real(gold, pred)
+        if queue:
+            result["overall"]["f1"] = queue.pop(0)
+        return result
+    monkeypatch.setattr(nu, "span_scores", fake)
+
+
+def test_averaging_keeps_the_float32_mean_of_the_last_epochs_when_it_beats_every_epoch(tmp_path, tiny_model_dir,
+                                                                                       monkeypatch):
+    saved = _epoch_end_weights(monkeypatch)
+    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.4, 0.9])  # epochs 1-3, then the mean of epochs 2 and 3
+    result = nu.train(_config(tiny_model_dir, tmp_path / "avg", epochs=3, average_last=2), synthetic_splits())
+    assert result.averaged and result.average_testa_f1 == 0.9 and result.best_epoch == 2
+    final = _weights(tmp_path / "avg")
+    floats = [k for k in final if final[k].is_floating_point()]
+    assert floats and all(torch.equal(final[k], (saved[2][k].float() + saved[3][k].float()) / 2) for k in floats)
+    assert not all(torch.equal(final[k], saved[3][k]) for k in floats)  # really a mean, not the last epoch
+    assert json.loads((tmp_path / "avg" / "metrics.json").read_text())["averaged"] is True
+
+
+def test_averaging_three_epochs_is_their_mean(tmp_path, tiny_model_dir, monkeypatch):
+    saved = _epoch_end_weights(monkeypatch)
+    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.4, 0.9])
+    nu.train(_config(tiny_model_dir, tmp_path / "avg3", epochs=3, average_last=3), synthetic_splits())
+    final = _weights(tmp_path / "avg3")
+    for k in (k for k in final if final[k].is_floating_point()):
+        expected = torch.stack([saved[e][k].double() for e in (1, 2, 3)]).mean(0)
+        torch.testing.assert_close(final[k].double(), expected, rtol=0, atol=1e-6)
+
+
+def test_an_average_that_does_not_beat_the_best_epoch_is_scored_and_dropped(tmp_path, tiny_model_dir, monkeypatch):
+    saved = _epoch_end_weights(monkeypatch)
+    _scripted_testa_scores(monkeypatch, [0.5, 0.9, 0.4, 0.9])  # a tie is not a win
+    result = nu.train(_config(tiny_model_dir, tmp_path / "avg", epochs=3, average_last=2), synthetic_splits())
+    assert not result.averaged and result.average_testa_f1 == 0.9 and result.best_epoch == 2
+    final = _weights(tmp_path / "avg")
+    assert all(torch.equal(final[k], saved[2][k]) for k in final)
+
+
+def test_averaging_that_is_off_or_loses_changes_nothing_bit_for_bit(tmp_path, tiny_model_dir, monkeypatch):
+    saved = _epoch_end_weights(monkeypatch)
+    _scripted_testa_scores(monkeypatch, [0.1, 0.2, 0.3])  # the last epoch is the best (its weights are compared)
+    off = nu.train(_config(tiny_model_dir, tmp_path / "off", epochs=3), synthetic_splits())
+    assert off.average_testa_f1 is None and not off.averaged and off.best_epoch == 3
+    _scripted_testa_scores(monkeypatch, [0.1, 0.2, 0.3, 0.25])  # the mean scores below the last epoch
+    on = nu.train(_config(tiny_model_dir, tmp_path / "on", epochs=3, average_last=2), synthetic_splits())
+    assert on.average_testa_f1 == 0.25 and not on.averaged and on.best_epoch == 3
+    assert on.losses == off.losses and on.testa_f1_per_epoch == off.testa_f1_per_epoch
+    assert on.testa_pred == off.testa_pred and on.testb_pred == off.testb_pred
+    w_off, w_on = _weights(tmp_path / "off"), _weights(tmp_path / "on")
+    assert all(torch.equal(w_off[k], w_on[k]) for k in w_off)
+    assert all(torch.equal(w_on[k], saved[3][k]) for k in w_on)  # the final epoch's weights, not epoch 1's
+    assert not all(torch.equal(saved[1][k], saved[3][k]) for k in w_on)
+
+
+def test_resume_inside_the_averaging_window_gives_the_same_average(tmp_path, tiny_model_dir, monkeypatch):
+    """The mean wins (scripted), so the resumed run's final weights are the mean only if epoch 1's weights survived
+    the crash in average.pt."""
+    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.9])  # epochs 1-2, then the mean
+    straight = nu.train(_config(tiny_model_dir, tmp_path / "straight", average_last=2), synthetic_splits())
+    assert straight.averaged
+    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.9])
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "resumed", average_last=2))
+    assert (tmp_path / "resumed" / "checkpoint-last" / "average.pt").exists()
+    resumed = nu.train(_config(tiny_model_dir, tmp_path / "resumed", average_last=2), synthetic_splits(), resume=True)
+    assert resumed.average_testa_f1 == straight.average_testa_f1 and resumed.averaged
+    ws, wr = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(ws[k], wr[k]) for k in ws)
+
+
+def test_context_in_the_last_epoch_only_trains_the_first_epochs_exactly_as_without_context(tmp_path, tiny_model_dir):
+    plain = nu.train(_config(tiny_model_dir, tmp_path / "plain", epochs=3, context=0), synthetic_splits())
+    late = nu.train(_config(tiny_model_dir, tmp_path / "late", epochs=3, context=8, context_epochs=1, context_dropout=0.0),
+                    synthetic_splits())
+    per_epoch = len(plain.losses) // 3
+    assert late.losses[:2 * per_epoch] == plain.losses[:2 * per_epoch]
+    assert late.losses[2 * per_epoch:] != plain.losses[2 * per_epoch:]  # the last epoch did see context
+
+
+def test_context_in_every_epoch_is_the_default_bit_for_bit(tmp_path, tiny_model_dir):
+    every = nu.train(_config(tiny_model_dir, tmp_path / "every", context=8), synthetic_splits())
+    spelled = nu.train(_config(tiny_model_dir, tmp_path / "spelled", context=8, context_epochs=2), synthetic_splits())
+    assert every.losses == spelled.losses and every.testb_pred == spelled.testb_pred
+    we, ws = _weights(tmp_path / "every"), _weights(tmp_path / "spelled")
+    assert all(torch.equal(we[k], ws[k]) for k in we)
+
+
+def test_context_dropout_does_nothing_without_context(tmp_path, tiny_model_dir):
+    a = nu.train(_config(tiny_model_dir, tmp_path / "a", epochs=1, context=0, context_dropout=0.0), synthetic_splits())
+    b = nu.train(_config(tiny_model_dir, tmp_path / "b", epochs=1, context=0, context_dropout=1.0), synthetic_splits())
+    assert a.losses == b.losses and a.testb_pred == b.testb_pred
+
+
+def test_resume_after_the_last_epoch_scores_the_same_mean(tmp_path, tiny_model_dir, monkeypatch):
+    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.9])
+    straight = nu.train(_config(tiny_model_dir, tmp_path / "r", average_last=2), synthetic_splits())
+    _scripted_testa_scores(monkeypatch, [0.9])  # only the mean is scored again
+    again = nu.train(_config(tiny_model_dir, tmp_path / "r", average_last=2), synthetic_splits(), resume=True)
+    assert again.resumed_from_epoch == 2 and again.averaged and again.losses == straight.losses
+    assert again.testb_pred == straight.testb_pred
+
+
+def test_an_epoch_before_context_is_scored_and_saved_without_context(tmp_path, tiny_model_dir, monkeypatch):
+    """context_epochs=1 of 3: epochs 1-2 were trained sentence-only, so they are scored without context, and if one of
+    them is the best the saved model predicts without context."""
+    contexts = []
+    real = nu.predict_tags
+
+    def spy(model, tok, sentences, *args, context=None, **kw):
+        contexts.append(context)
+        return real(model, tok, sentences, *args, context=context, **kw)
+    monkeypatch.setattr(nu, "predict_tags", spy)
+    _scripted_testa_scores(monkeypatch, [0.9, 0.1, 0.2])  # epoch 1 (no context) is the best
+    result = nu.train(_config(tiny_model_dir, tmp_path / "late", epochs=3, context=8, context_epochs=1),
+                      synthetic_splits())
+    assert contexts[:3] == [0, 0, 8]  # the three eng.testa scorings
+    assert result.best_epoch == 1
+    model, _ = nu.load_model(str(tmp_path / "late"), fallback=False)
+    assert model.config.ner_context == 0
+
+
+def test_a_checkpoint_of_the_version_before_these_options_still_resumes(tmp_path, tiny_model_dir, monkeypatch):
+    real = nu._save_checkpoint
+
+    def old_version(folder, model, optimizer, scheduler, state, *rest):
+        state = dict(state, identity={k: v for k, v in state["identity"].items()
+                                      if k not in ("context_epochs", "average_last")})
+        real(folder, model, optimizer, scheduler, state, *rest)
+        raise Disconnect
+    monkeypatch.setattr(nu, "_save_checkpoint", old_version)
+    with pytest.raises(Disconnect):
+        nu.train(_config(tiny_model_dir, tmp_path / "old"), synthetic_splits())
+    monkeypatch.setattr(nu, "_save_checkpoint", real)
+    assert nu.train(_config(tiny_model_dir, tmp_path / "old"), synthetic_splits(), resume=True).resumed_from_epoch == 1
+    with pytest.raises(nu.CheckpointError, match="average_last: checkpoint 0 vs this run 2"):
+        nu.train(_config(tiny_model_dir, tmp_path / "old", average_last=2), synthetic_splits(), resume=True)
+
+
+def test_context_in_every_epoch_spelled_three_ways_is_one_checkpoint_identity(tmp_path, tiny_model_dir):
+    nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8), synthetic_splits())
+    again = nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8, context_epochs=1), synthetic_splits(),
+                     resume=True)
+    assert again.resumed_from_epoch == 1
