@@ -1049,7 +1049,7 @@ def resolve_config(config: TrainConfig, model: Any) -> tuple[TrainConfig, str, s
     try:
         return replace(config, **filled), key, why
     except ValueError as err:  # an explicit "last N epochs" longer than the recipe's epochs
-        raise ValueError(f"{err} (epochs={epochs}, from the {recipe.name} recipe; give epochs too)"
+        raise ValueError(f"{err} (epochs={epochs}, from the recipe for {recipe.name}; give epochs too)"
                          if "epochs" in filled else str(err)) from None
 
 

@@ -132,7 +132,7 @@ def test_a_last_epochs_setting_longer_than_the_recipes_epochs_is_a_usage_error(t
                  "--average-last", "9"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert "TrainConfig.average_last=9" in err and "epochs=3, from the" in err and "give epochs too" in err
+    assert "TrainConfig.average_last=9" in err and "epochs=3, from the recipe for" in err and "give epochs too" in err
     assert not (tmp_path / "out").exists()
 
 
