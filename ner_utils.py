@@ -1471,7 +1471,7 @@ def _train_epoch(run: _Run, epoch: int, history: dict) -> None:
     history["losses"] += torch.stack(losses).float().cpu().tolist() if losses else []  # waits for the last step
     elapsed = time.perf_counter() - start
     history["train_seconds"] += elapsed
-    history.setdefault("epoch_seconds", []).append(elapsed)  # setdefault: a checkpoint of an older version lacks it
+    history["epoch_seconds"].append(elapsed)  # train() starts it empty; a resumed older history keeps that key
     bar.close()
 
 
@@ -1626,7 +1626,7 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
         testa=span_scores([s.tags for s in run.testa], testa_pred),
         testb=span_scores([s.tags for s in run.testb], testb_pred), testa_pred=testa_pred, testb_pred=testb_pred,
         output_dir=run.config.output_dir, recipe=run.recipe, recipe_why=run.recipe_why, precision=run.precision,
-        resumed_from_epoch=start_epoch, epoch_seconds=history.get("epoch_seconds", []),
+        resumed_from_epoch=start_epoch, epoch_seconds=history["epoch_seconds"],
         average_testa_f1=history.get("average_f1"),
         averaged=bool(history.get("averaged")), testa_sentences=run.testa, testb_sentences=run.testb)
     if run.acc.is_main_process:

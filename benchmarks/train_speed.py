@@ -285,6 +285,7 @@ def device_report(rows: dict, device: str) -> str:
 
 
 def _run_child(name: str, args, extra: list[str], env: dict | None = None) -> dict:
+    """Run one recipe in its own process (its own peak memory); its JSON row is the last line it prints."""
     cmd = [sys.executable, __file__, "--one", name, "--out", args.out, *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -344,15 +345,8 @@ def main() -> None:
         recipes = DEVICE_RECIPES if args.one in DEVICE_RECIPES else RECIPES
         print(json.dumps(recipes[args.one](splits, args, Path(args.out) / args.one)))
         return
-    rows = {}
-    for name in args.recipes.split(","):
-        cmd = [sys.executable, __file__, "--one", name, "--steps", str(args.steps), "--pad-steps", str(args.pad_steps),
-               "--out", args.out]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
-        rows[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name:10s} done: {rows[name]}", file=sys.stderr, flush=True)
+    extra = ["--steps", str(args.steps), "--pad-steps", str(args.pad_steps)]
+    rows = {name: _run_child(name, args, extra) for name in args.recipes.split(",")}
     base = rows["trainer"]
     pad = padding_report(splits["train"])
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
