@@ -428,11 +428,12 @@ def word_shape(word: str) -> int:
     return 4
 
 
-def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: int, k: int,
-                   room: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: int, k: int, room: int,
+                   side_pieces: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Up to ``k`` words each side from neighbouring sentences of the same document, as (sentence, word)
     positions in reading order. Words are taken nearest first, alternating sides, while their pieces fit in
-    ``room``; a side stops at its first word that does not fit (it never skips a word for a farther one)."""
+    ``room`` (both sides together) and in ``side_pieces`` on each side (None: no cap); a side stops at its
+    first word that does not fit (it never skips a word for a farther one)."""
     def side(step: int) -> list[tuple[int, int]]:
         out, j = [], i + step
         while 0 <= j < len(sentences) and sentences[j].doc == sentences[i].doc and len(out) < k:
@@ -443,23 +444,25 @@ def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: in
 
     pools = [side(-1), side(+1)]
     taken: list[list[tuple[int, int]]] = [[], []]
+    left_in_side = [room if side_pieces is None else side_pieces] * 2
     open_side = [True, True]
     while any(open_side):
         for n in (0, 1):
             if not open_side[n]:
                 continue
             nxt = len(taken[n])
-            if nxt >= len(pools[n]) or counts[pools[n][nxt][0]][pools[n][nxt][1]] > room:
+            if nxt >= len(pools[n]) or counts[pools[n][nxt][0]][pools[n][nxt][1]] > min(room, left_in_side[n]):
                 open_side[n] = False
                 continue
             j, w = pools[n][nxt]
             room -= counts[j][w]
+            left_in_side[n] -= counts[j][w]
             taken[n].append((j, w))
     return taken[0][::-1], taken[1]
 
 
 def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int] | None,
-           max_length: int | None = None, context: int = 0) -> list[dict[str, Any]]:
+           max_length: int | None = None, context: int = 0, context_pieces: int | None = None) -> list[dict[str, Any]]:
     """Tokenise sentences into features ready for batching.
 
     Each feature holds input_ids, labels (first piece of each word; -100 elsewhere), word_index (piece ->
@@ -467,13 +470,16 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
     Uses the fast tokenizer with ``is_split_into_words=True`` and ``word_ids()``. A sentence longer than
     ``max_length`` pieces becomes several windows of whole words, so every word keeps its first piece; a
     word that yields no piece (a control character) is encoded as the unknown token. ``context=K`` adds up
-    to K words of the neighbouring sentences of the same document on each side (FLERT); they are never
+    to K words of the neighbouring sentences of the same document on each side (FLERT), at most
+    ``context_pieces`` word pieces each side (None: as many as ``max_length`` leaves); they are never
     labelled or predicted. ``label2id=None`` (raw text) gives all labels -100.
     """
     max_length = max_length or max_pieces(tokenizer)
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room for word pieces")
+    if context_pieces is not None and (not _is_int(context_pieces) or context_pieces < 1):
+        raise ValueError(f"context_pieces={context_pieces!r}; expected None or an integer >= 1")
     word_lists = [list(s.words) for s in sentences]
     counts = _piece_counts(tokenizer, word_lists)
     empty = [i for i, c in enumerate(counts) if 0 in c]
@@ -487,7 +493,7 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
     for i, c in enumerate(counts):
         windows = _windows(c, budget)
         if context and len(windows) == 1:
-            left, right = _context_words(sentences, counts, i, context, budget - sum(c))
+            left, right = _context_words(sentences, counts, i, context, budget - sum(c), context_pieces)
             plan.append((i, 0, len(c), left, right))
         else:
             plan.extend((i, a, b, [], []) for a, b in windows)
@@ -933,6 +939,7 @@ class TrainConfig:
     word_shapes: str | None = None  # casing feature: "auto" (on for uncased checkpoints), "on", "off"; None: recipe
     context: int | None = None  # FLERT document context: K words each side (0: sentence only); None: recipe
     context_dropout: float = 0.5  # chance a training sentence is seen without its context
+    context_pieces: int | None = None  # cap on context word pieces each side (None: K words, up to the model's limit)
     context_epochs: int | None = None  # only the last N epochs train with context; None: the recipe's (None there: all)
     average_last: int | None = None  # mean of the last N epochs' weights, a candidate on eng.testa (0: off); None: recipe
     decode: str | None = None  # "viterbi" (BIO-constrained) or "argmax"; None: recipe
@@ -965,6 +972,8 @@ class TrainConfig:
              "None or an integer >= 0"),
             ("context_dropout", _is_number(self.context_dropout) and 0 <= self.context_dropout <= 1,
              "a number in [0, 1]"),
+            ("context_pieces", self.context_pieces is None or (_is_int(self.context_pieces) and self.context_pieces >= 1),
+             optional_int),
             ("context_epochs", self.context_epochs is None or (_is_int(self.context_epochs) and self.context_epochs >= 1
                                                               and (not _is_int(self.epochs) or self.context_epochs <= self.epochs)),
              "None or an integer from 1 to epochs"),
@@ -983,7 +992,7 @@ class TrainConfig:
                 _fail(name, getattr(self, name), allowed)
         self.model, self.output_dir = str(self.model), str(self.output_dir)
         for name in ("epochs", "batch_size", "seed", "max_train_sentences", "max_eval_sentences", "eval_max_tokens",
-                     "context", "context_epochs", "average_last", "pad_to_multiple_of"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
+                     "context", "context_pieces", "context_epochs", "average_last", "pad_to_multiple_of"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
             if getattr(self, name) is not None:
                 setattr(self, name, int(getattr(self, name)))
         for name in ("lr", "warmup_ratio", "weight_decay", "max_grad_norm", "context_dropout"):
@@ -1203,7 +1212,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 _RESUME_KEYS = ("model", "lr", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "seed",
                 "max_train_sentences", "max_eval_sentences", "word_shapes", "context", "context_dropout", "decode",
-                "epochs", "context_epochs", "average_last")
+                "epochs", "context_epochs", "average_last", "context_pieces")
 
 
 def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
@@ -1246,7 +1255,7 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, s
         shutil.rmtree(old)
 
 
-_IDENTITY_BEFORE = {"context_epochs": None, "average_last": 0}  # what a checkpoint without these keys trained with
+_IDENTITY_BEFORE = {"context_epochs": None, "average_last": 0, "context_pieces": None}  # what a checkpoint without these keys trained with
 
 
 def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
@@ -1371,6 +1380,10 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     if shapes:
         add_word_shapes(model)
     model.config.ner_context = config.context
+    model.config.ner_context_pieces = config.context_pieces if config.context else None
+    if config.context_pieces and not config.context:
+        print(f"warning: context_pieces={config.context_pieces} has no effect: this run has no document context "
+              "(context=0); give context=K too", file=sys.stderr, flush=True)
     model.config.ner_decode = config.decode
     labels_in_order = _labels_in_order(model)  # the checkpoint's own order
     label2id = {label: i for i, label in enumerate(labels_in_order)}
@@ -1379,7 +1392,8 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     testa = _cap(splits["testa"], config.max_eval_sentences)
     testb = _cap(splits["testb"], config.max_eval_sentences)
     plain = encode(tokenizer, train_sents, label2id, length)
-    with_context = encode(tokenizer, train_sents, label2id, length, context=config.context) if config.context else plain
+    with_context = (encode(tokenizer, train_sents, label2id, length, context=config.context,
+                           context_pieces=config.context_pieces) if config.context else plain)
     steps_per_epoch = len(shard_batches(batch_order([0] * len(plain), config.batch_size), 0, acc.num_processes))
     total_steps = steps_per_epoch * config.epochs
     optimizer = _optimizer(model, config)
@@ -1392,7 +1406,8 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     ckpt = Path(config.output_dir) / "checkpoint-last"
     context_epochs = None if not config.context or (config.context_epochs or config.epochs) >= config.epochs \
         else config.context_epochs  # one spelling for "context in every epoch" (None, =epochs, or no context)
-    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {"context_epochs": context_epochs} | {
+    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {  # a cap without context changes nothing
+        "context_epochs": context_epochs, "context_pieces": config.context_pieces if config.context else None} | {
         "labels": labels_in_order, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
     return _Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
@@ -1616,6 +1631,7 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
         model.load_state_dict(best["weights"])
     # saved and scored with the context the chosen weights were trained with (0 for an epoch before context_epochs)
     model.config.ner_context = history.get("best_context", run.config.context)
+    model.config.ner_context_pieces = run.config.context_pieces if model.config.ner_context else None
     testa_pred = best["testa_pred"] or _predict(run, run.testa)  # resumed after the best epoch: predict again
     testb_pred = _predict(run, run.testb)
     result = TrainResult(
@@ -1664,13 +1680,15 @@ def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], ba
 
     Batches hold up to ``max_tokens`` padded word pieces (longest sentences first); ``batch_size`` instead
     batches by a sentence count. ``precision``: "auto" runs under bf16/fp16 autocast where training would
-    ("no" for plain fp32).
+    ("no" for plain fp32). ``context``: words each side, None for the model's own (``config.ner_context``); the
+    model's cap on context pieces each side (``config.ner_context_pieces``) applies either way.
     """
     import torch
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     context = getattr(model.config, "ner_context", 0) if context is None else context
-    features = encode(tokenizer, sentences, None, max_pieces(tokenizer, model), context=context)
+    features = encode(tokenizer, sentences, None, max_pieces(tokenizer, model), context=context,
+                      context_pieces=getattr(model.config, "ner_context_pieces", None) if context else None)
     n_labels = len(model.config.id2label)
     scores = [torch.full((len(s.words), n_labels), float("nan")) for s in sentences]
     was_training = model.training
@@ -1733,6 +1751,7 @@ def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batc
     ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
     ``precision``: "auto" (bf16 autocast where the hardware has it natively) or "no" (fp32).
     ``context``: document context in words each side; None uses the model's own (``config.ner_context``).
+    The model's own cap on context pieces each side (``config.ner_context_pieces``) applies either way.
     """
     decode = decode or getattr(model.config, "ner_decode", "argmax")
     if decode not in DECODERS:
@@ -2140,7 +2159,7 @@ def write_predictions(path: str | os.PathLike, sentences: Sequence[Sentence], pr
 def _config_from_args(args: Any) -> TrainConfig:
     """The TrainConfig a `train` command line asks for; flags left out keep TrainConfig's (recipe) defaults."""
     given = {name: getattr(args, name) for name in ("model", "epochs", "lr", "batch_size", "context", "context_epochs",
-                                                    "average_last", "decode", "word_shapes", "mixed_precision")
+                                                    "context_pieces", "average_last", "decode", "word_shapes", "mixed_precision")
              if getattr(args, name) is not None}
     return TrainConfig(output_dir=args.output, seed=args.seed, max_train_sentences=args.max_train_sentences,
                        max_eval_sentences=args.max_eval_sentences, **given)
@@ -2160,7 +2179,8 @@ def _cli_train(args: Any) -> int:
 
 
 def _recipe_line(config: dict[str, Any]) -> str:
-    return ", ".join(f"{name}={config[name]}" for name in RECIPE_FIELDS)
+    cap = [f"context_pieces={config['context_pieces']}"] if config.get("context") and config.get("context_pieces") else []
+    return ", ".join([f"{name}={config[name]}" for name in RECIPE_FIELDS] + cap)
 
 
 def _cli_evaluate(args: Any) -> int:
@@ -2206,6 +2226,8 @@ def build_parser() -> Any:
     p.add_argument("--batch-size", type=int, default=None, help=f"({recipe})")
     p.add_argument("--context", type=int, default=None, help=f"document context, words each side ({recipe})")
     p.add_argument("--context-epochs", type=int, default=None, help=f"train with context in the last N epochs only ({recipe})")
+    p.add_argument("--context-pieces", type=int, default=None,
+                   help="cap document context at N word pieces each side (default: K words, up to the model's limit)")
     p.add_argument("--average-last", type=int, default=None,
                    help=f"score the mean of the last N epochs' weights on eng.testa too; 0: off ({recipe})")
     p.add_argument("--decode", choices=DECODERS, default=None, help=f"({recipe})")

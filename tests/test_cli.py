@@ -111,6 +111,7 @@ def test_tokenize_text():
                                           (["--max-eval-sentences", "0"], "max_eval_sentences"),
                                           (["--seed", "-3"], "seed"), (["--context", "-1"], "context"),
                                           (["--context-epochs", "0"], "context_epochs"),
+                                          (["--context-pieces", "0"], "context_pieces"),
                                           (["--average-last", "-1"], "average_last"),
                                           (["--epochs", "2", "--average-last", "3"], "average_last"),
                                           (["--model", ""], "model"), (["--output", ""], "output_dir")])
@@ -158,3 +159,10 @@ def test_a_precision_the_hardware_lacks_is_a_usage_error(tmp_path, capsys):
                  "--mixed-precision", "fp16"])
     assert stop.value.code == 2 and "'fp16' asked, but this CPU" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_context_pieces_flag_reaches_the_config():
+    args = nu.build_parser().parse_args(["train", "--context", "64", "--context-pieces", "48"])
+    config = nu._config_from_args(args)
+    assert (config.context, config.context_pieces) == (64, 48)
+    assert nu._config_from_args(nu.build_parser().parse_args(["train"])).context_pieces is None

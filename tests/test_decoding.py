@@ -92,6 +92,27 @@ def test_context_respects_the_length_limit(tiny):
         assert sum(1 for x in f["labels"] if x != -100) == 20
 
 
+def test_context_pieces_cap_the_context_not_the_sentence(tiny):
+    _, tok = tiny
+    sentences = _doc(["john lives in berlin", "the eu met", "angela merkel visited germany"])
+    plain = nu.encode(tok, sentences, LABEL2ID)
+    wide = nu.encode(tok, sentences, LABEL2ID, context=3)
+    assert nu.encode(tok, sentences, LABEL2ID, context=3, context_pieces=None) == wide
+    assert nu.encode(tok, sentences, LABEL2ID, context=3, context_pieces=10_000) == wide
+    capped = nu.encode(tok, sentences, LABEL2ID, context=3, context_pieces=2)
+    for p, w, c in zip(plain, wide, capped, strict=True):
+        own = len(p["input_ids"])
+        assert own <= len(c["input_ids"]) <= own + 2 * 2 and len(c["input_ids"]) <= len(w["input_ids"])
+        assert [x for x in c["labels"] if x != -100] == [x for x in p["labels"] if x != -100]
+        assert [x for x in c["word_index"] if x >= 0] == [x for x in p["word_index"] if x >= 0]
+    # the middle sentence: 2 pieces each side, the nearest ones ("berlin" and "angela merkel" are one piece each)
+    pieces = tok.convert_ids_to_tokens(capped[1]["input_ids"])
+    assert " ".join(pieces).startswith("[CLS] in berlin the eu met angela merkel [SEP]")
+    assert nu.encode(tok, sentences, LABEL2ID, context=0, context_pieces=2) == plain
+    with pytest.raises(ValueError, match="context_pieces=0"):
+        nu.encode(tok, sentences, LABEL2ID, context=3, context_pieces=0)
+
+
 def test_context_at_prediction_time_overrides_the_models_own(tiny):
     """predict_tags(context=K) on a model trained without context equals the model told to use K, and K=0 is the
     plain sentence-only prediction."""

@@ -625,3 +625,57 @@ def test_context_in_every_epoch_spelled_three_ways_is_one_checkpoint_identity(tm
     again = nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8, context_epochs=1), synthetic_splits(),
                      resume=True)
     assert again.resumed_from_epoch == 1
+
+
+def test_context_pieces_cap_reaches_training_prediction_and_the_saved_model(tmp_path, tiny_model_dir, monkeypatch):
+    seen = []
+    real = nu.encode
+
+    def spy(tok, sentences, label2id, max_length=None, context=0, context_pieces=None):
+        seen.append((context, context_pieces))
+        return real(tok, sentences, label2id, max_length, context=context, context_pieces=context_pieces)
+
+    monkeypatch.setattr(nu, "encode", spy)
+    result = nu.train(_config(tiny_model_dir, tmp_path / "cap", epochs=1, context=8, context_pieces=3),
+                      synthetic_splits())
+    assert (8, 3) in seen and all(cap == 3 for k, cap in seen if k)  # training and every scoring with context
+    model, tok = nu.load_model(str(tmp_path / "cap"), fallback=False)
+    assert (model.config.ner_context, model.config.ner_context_pieces) == (8, 3)
+    assert nu.predict_tags(model, tok, synthetic_splits()["testb"]) == result.testb_pred
+    assert result.config["context_pieces"] == 3
+
+
+def test_context_pieces_is_part_of_the_checkpoint_identity_only_with_context(tmp_path, tiny_model_dir):
+    nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8, context_pieces=3), synthetic_splits())
+    with pytest.raises(nu.CheckpointError, match="context_pieces: checkpoint 3 vs this run 4"):
+        nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8, context_pieces=4), synthetic_splits(),
+                 resume=True)
+    nu.train(_config(tiny_model_dir, tmp_path / "p", epochs=1, context=0), synthetic_splits())
+    again = nu.train(_config(tiny_model_dir, tmp_path / "p", epochs=1, context=0, context_pieces=5), synthetic_splits(),
+                     resume=True)  # a cap without context changes nothing: the same run
+    assert again.resumed_from_epoch == 1
+    model, _ = nu.load_model(str(tmp_path / "p"), fallback=False)
+    assert model.config.ner_context_pieces is None
+
+
+def test_a_model_saved_from_an_epoch_before_context_keeps_no_cap(tmp_path, tiny_model_dir, monkeypatch):
+    """The chosen epoch trained without context: saved with context 0 and no cap, like any sentence-level model."""
+    scores = iter([0.9, 0.1])  # epoch 1 (no context) wins on eng.testa
+    real = nu.span_scores
+
+    def rigged(gold, pred):
+        out = real(gold, pred)
+        out["overall"]["f1"] = next(scores, out["overall"]["f1"])
+        return out
+
+    monkeypatch.setattr(nu, "span_scores", rigged)
+    result = nu.train(_config(tiny_model_dir, tmp_path / "late", epochs=2, context=8, context_epochs=1,
+                              context_pieces=3), synthetic_splits())
+    assert result.best_epoch == 1
+    model, _ = nu.load_model(str(tmp_path / "late"), fallback=False)
+    assert (model.config.ner_context, model.config.ner_context_pieces) == (0, None)
+
+
+def test_a_cap_without_context_says_it_does_nothing(tmp_path, tiny_model_dir, capsys):
+    nu.train(_config(tiny_model_dir, tmp_path / "p", epochs=1, context=0, context_pieces=5), synthetic_splits())
+    assert "context_pieces=5 has no effect" in capsys.readouterr().err
