@@ -230,7 +230,10 @@ def report() -> str:
               "`ctx16l2-s0` and `ctx16l2-s1` shared the CPU with a low-priority (nice 19) unit-test run, which adds a",
               "little to their seconds; `ctx16l2-s7` shared it for two minutes with a normal-priority test run. The context rows scored every epoch's eng.testa with K=16, including the epochs",
               "trained without context; the loop now scores those without context (as trained). Every context row's",
-              "best epoch was a context epoch (5 or 6), which both versions score alike, so the rows stand."]
+              "best epoch was a context epoch (5 or 6), which both versions score alike, so the rows stand.",
+              "`ctx64-s42` and `ctx64p32-s42` ran later on the same day as `final6-s42` (the slower speed). During the",
+              "first epoch of `ctx64-s42` (842 s, against 586-637 s for each later one) short unit-test runs shared the",
+              "CPU for about three minutes; its training seconds are a little high for it."]
     lines += context_table(rows) + pieces_table()
     summary = ""
     if "anchor" in rows:
