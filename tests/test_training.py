@@ -51,6 +51,7 @@ BAD_VALUES = {
     "context": [-1, 1.5, True],
     "context_dropout": [-0.1, 1.1, float("nan"), None],
     "context_epochs": [0, -1, 1.5, True, "2"],
+    "context_pieces": [0, -1, 1.5, True, "32"],
     "average_last": [-1, 1, 1.5, True, "2"],
     "decode": ["crf", "", True],
     "progress": ["yes", 1, None],
@@ -60,7 +61,7 @@ BAD_VALUES = {
 GOOD_VALUES = {"model": "x", "epochs": 1, "lr": 1e-4, "batch_size": 1, "warmup_ratio": 0.0, "weight_decay": 0.0,
                "max_grad_norm": 0.0, "seed": 0, "max_train_sentences": 1, "max_eval_sentences": None,
                "output_dir": "o", "mixed_precision": "no", "eval_max_tokens": 1, "word_shapes": "off", "context": 0,
-               "context_dropout": 1.0, "context_epochs": 1, "average_last": 0, "decode": "argmax", "progress": False,
+               "context_dropout": 1.0, "context_epochs": 1, "context_pieces": 1, "average_last": 0, "decode": "argmax", "progress": False,
                "pad_to_multiple_of": 64, "compile": "off"}
 
 
