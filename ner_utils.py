@@ -1379,8 +1379,9 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     shapes = config.word_shapes == "on" or (config.word_shapes == "auto" and not model.ner_info["cased"])
     if shapes:
         add_word_shapes(model)
+    cap = config.context_pieces if config.context else None  # a cap without context changes nothing
     model.config.ner_context = config.context
-    model.config.ner_context_pieces = config.context_pieces if config.context else None
+    model.config.ner_context_pieces = cap
     if config.context_pieces and not config.context:
         print(f"warning: context_pieces={config.context_pieces} has no effect: this run has no document context "
               "(context=0); give context=K too", file=sys.stderr, flush=True)
@@ -1406,8 +1407,7 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     ckpt = Path(config.output_dir) / "checkpoint-last"
     context_epochs = None if not config.context or (config.context_epochs or config.epochs) >= config.epochs \
         else config.context_epochs  # one spelling for "context in every epoch" (None, =epochs, or no context)
-    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {  # a cap without context changes nothing
-        "context_epochs": context_epochs, "context_pieces": config.context_pieces if config.context else None} | {
+    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {"context_epochs": context_epochs, "context_pieces": cap} | {
         "labels": labels_in_order, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
     return _Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
