@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=120, help="timed steps for each of eager and compiled")
     parser.add_argument("--static", action="store_true",
-                        help="compile with dynamic=False: one specialised graph per width (7 compiles)")
+                        help="compile with dynamic=False: one specialised graph per batch width")
     args = parser.parse_args()
     import torch
 

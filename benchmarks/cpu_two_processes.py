@@ -6,7 +6,8 @@ real eng.train batches; and the two processes again with the word-piece embeddin
     CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/cpu_two_processes.py --steps 60 --rounds 2
 
 In one process, dropout's random numbers and many small kernels run on one core while the other waits; two
-processes run those side by side but must all-reduce every gradient each step. Last line:
+processes run those side by side, but all-reduce every gradient and each run clipping and the optimizer step on one
+thread. Last line:
 ``TWO_PROCESSES ratio=X.XX frozen_ratio=Y.YY`` (word pieces/s of the two processes over the one).
 """
 from __future__ import annotations
@@ -82,20 +83,46 @@ def worker(rank: int, world: int, setup: str, steps: int, warmup: int, port: int
         dist.destroy_process_group()
 
 
-def measure(setup: str, steps: int, warmup: int, port: int) -> float:
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(setup: str, steps: int, warmup: int) -> float:
+    """Rank 0's word pieces/s; if any process fails, the others are stopped and the benchmark exits with an error."""
+    import queue
+
     import torch.multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     world = 1 if setup == "one" else 2
+    port = free_port()
     procs = [ctx.Process(target=worker, args=(rank, world, setup, steps, warmup, port, out)) for rank in range(world)]
     for p in procs:
         p.start()
-    speed = out.get()
-    for p in procs:
-        p.join()
-        if p.exitcode:
-            raise SystemExit(f"{setup}: a process exited with {p.exitcode}")
+    try:
+        while True:
+            try:
+                speed = out.get(timeout=5)
+                break
+            except queue.Empty:
+                failed = [p.exitcode for p in procs if p.exitcode]
+                if failed or all(p.exitcode is not None for p in procs):
+                    raise SystemExit(f"{setup}: a process exited with {failed or 0} before reporting")
+        for p in procs:
+            p.join()
+            if p.exitcode:
+                raise SystemExit(f"{setup}: a process exited with {p.exitcode}")
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join()
     return speed
 
 
@@ -104,12 +131,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--port", type=int, default=29533)
     args = parser.parse_args()
     speeds: dict[str, list[float]] = {setup: [] for setup in SETUPS}
     for r in range(args.rounds):
-        for k, setup in enumerate(SETUPS):  # a fresh port for every launch
-            speeds[setup].append(measure(setup, args.steps, args.warmup, args.port + len(SETUPS) * r + k))
+        for setup in SETUPS:
+            speeds[setup].append(measure(setup, args.steps, args.warmup))
             print(f"round {r + 1} {SETUPS[setup]}: {speeds[setup][-1]:,.0f} word pieces/s", flush=True)
     base = statistics.mean(speeds["one"])
     print(f"\n{nu.environment_info()['device']}; {args.steps} timed steps of global batch 32, {args.rounds} rounds\n")

@@ -66,3 +66,11 @@ def test_step_matmul_flops_counts_every_encoder_weight_three_times(levers):
     weights = sum(m.weight.numel() for m in encoder.modules() if isinstance(m, torch.nn.Linear))
     # forward 2 FLOPs per weight per position, backward twice that
     assert levers.step_matmul_flops(config, 10) == 3 * 2 * 10 * weights
+
+
+def test_cheap_dropout_at_p_1_drops_everything(levers):
+    x = torch.randn(4, 5, requires_grad=True)
+    y = levers.cheap_dropout(1.0).train()(x)
+    assert torch.equal(y, torch.zeros(4, 5))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.zeros(4, 5))
