@@ -47,11 +47,12 @@ LEVERS = {
 def padding_table(features: list[dict], batch_size: int = 32) -> list[tuple[int, float, int]]:
     """(multiple, padded positions per real word piece, distinct widths) for an epoch of length-grouped batches."""
     lengths = [len(f["input_ids"]) for f in features]
+    batches = nu.batch_order(lengths, batch_size, seed=0)
+    longest = [max(lengths[i] for i in b) for b in batches]
     rows = []
     for multiple in (1, 8, 16, 32):
-        widths = [-(-max(lengths[i] for i in b) // multiple) * multiple
-                  for b in nu.batch_order(lengths, batch_size, seed=0)]
-        padded = sum(w * len(b) for w, b in zip(widths, nu.batch_order(lengths, batch_size, seed=0)))
+        widths = [-(-w // multiple) * multiple for w in longest]
+        padded = sum(w * len(b) for w, b in zip(widths, batches))
         rows.append((multiple, padded / sum(lengths), len(set(widths))))
     return rows
 

@@ -133,7 +133,10 @@ def measure(setup: str, steps: int, warmup: int, limit_s: float = 1800) -> float
     return speed
 
 
-def bernoulli_ms(threads: int, shape: tuple[int, ...] = (32, 19, 384), reps: int = 200) -> float:
+BERNOULLI_SHAPE = (32, 19, 384)  # one step's hidden states: batch x mean width x hidden
+
+
+def bernoulli_ms(threads: int, shape: tuple[int, ...] = BERNOULLI_SHAPE, reps: int = 200) -> float:
     """Milliseconds of one ``bernoulli_`` (dropout's random mask) on one step's hidden states, with ``threads``."""
     import torch
 
@@ -157,7 +160,8 @@ def main() -> None:
     threads = torch.get_num_threads()
     one, two = bernoulli_ms(1), bernoulli_ms(2)
     torch.set_num_threads(threads)
-    print(f"bernoulli_ on one step's hidden states (32 x 19 x 384): {one:.2f} ms at 1 thread, {two:.2f} ms at 2 threads")
+    print(f"bernoulli_ on one step's hidden states ({' x '.join(map(str, BERNOULLI_SHAPE))}): {one:.2f} ms at 1 thread, "
+          f"{two:.2f} ms at 2 threads")
     speeds: dict[str, list[float]] = {setup: [] for setup in SETUPS}
     for r in range(args.rounds):
         for setup in SETUPS:
