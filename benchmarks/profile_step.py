@@ -3,7 +3,7 @@ batch 32, bf16 autocast where native, casing feature), on real eng.train batches
 
     CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/profile_step.py --steps 40
 
-The step is cut into the phases of ``ner_utils._train_step`` (data to device, forward, backward, clipping,
+The step is cut into the phases of the training step of ``ner_utils.train`` (data to device, forward, backward, clipping,
 optimizer + scheduler, the loss read-back) with ``record_function``; "python/other" is wall time the phases do not
 cover. Prints a markdown table of ms per step per phase, then the operators with the most self time.
 """
@@ -41,7 +41,7 @@ def main() -> None:
     nu.add_word_shapes(model)
     model.to(device).train()
     config = nu.TrainConfig(model=nu.EMBEDDED_MODEL, lr=1e-4, batch_size=32)
-    optimizer = nu._optimizer(model, config)
+    optimizer = nu.build_optimizer(model, config.lr, config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, 10, 10_000)
     label2id = {label: i for i, label in enumerate(nu.LABELS)}
     sentences = nu.load_conll2003()["train"][: 32 * (args.steps + args.warmup)]
@@ -51,7 +51,7 @@ def main() -> None:
 
     def step(batch: dict) -> float:
         with record_function("phase: data to device"):
-            inputs = nu._model_inputs(batch, device, shapes=True)
+            inputs = nu.model_inputs(batch, device, shapes=True)
         with record_function("phase: forward"), autocast:
             loss = model(**inputs).loss
         with record_function("phase: backward"):

@@ -164,3 +164,57 @@ def synthetic_splits(n_train: int = 160, n_eval: int = 24, seed: int = 0) -> dic
         return out
 
     return {"train": make(n_train), "testa": make(n_eval), "testb": make(n_eval)}
+
+
+# Reassembled offline checkpoints (all-mpnet-base-v2) live in $XDG_CACHE_HOME/ner_utils: the tests see an empty one,
+# so the offline fallback is the embedded all-MiniLM-L6-v2 whatever this machine has assembled.
+import tempfile  # noqa: E402
+
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ner-tests-cache-")
+
+
+def build_tiny_mpnet(folder: Path, max_positions: int = 64, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer MPNet (as all-mpnet-base-v2: <s> </s> <pad>=1, no token_type_ids, positions
+    offset by 2) with an uncased WordPiece tokenizer, saved as a bare encoder (MPNetForMaskedLM, no NER head)."""
+    import torch
+    from transformers import AutoTokenizer, MPNetConfig, MPNetForMaskedLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["<s>", "<pad>", "</s>", "<unk>"] + [t for t in tiny_vocab() if t not in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
+    (folder / "vocab.txt").write_text("\n".join(vocab + ["<mask>"]) + "\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "MPNetTokenizer", "do_lower_case": True, "model_max_length": max_positions,
+         "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>", "unk_token": "[UNK]",
+         "pad_token": "<pad>", "mask_token": "<mask>"}))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+    torch.manual_seed(seed)
+    config = MPNetConfig(vocab_size=len(vocab) + 1, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=max_positions + 2, pad_token_id=1,
+                         bos_token_id=0, eos_token_id=2)
+    MPNetForMaskedLM(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_roberta(folder: Path, max_positions: int = 64, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer RoBERTa with a byte-level BPE tokenizer trained on a few words (bare encoder)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    corpus = [" ".join(VOCAB_WORDS), " ".join(w.capitalize() for w in VOCAB_WORDS), "a b c 1 2 . , -"]
+    bpe.train_from_iterator(corpus * 20, vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "RobertaTokenizer", "model_max_length": max_positions}))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=max_positions + 2, pad_token_id=1,
+                           type_vocab_size=1)
+    RobertaModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ner_utils as nu
+from conftest import ROOT
 
 
 def _s(words, tags):
@@ -147,3 +148,23 @@ def test_confusion_pairs_add_both_directions():
     pairs = nu.confusion_pairs(table)
     assert pairs["LOC/ORG"] == 2 and pairs["ORG/PER"] == 1 and pairs.index[0] == "LOC/ORG"
     assert int(pairs.sum()) == 3
+
+
+def test_a_wrong_boundary_shows_the_longest_overlap_then_the_leftmost_whatever_the_hash_seed():
+    """Review item 13: overlap[0] from a set changed with PYTHONHASHSEED."""
+    import subprocess
+    import sys
+    words = "a b c d e f g h".split()
+    gold = nu.Sentence(words, ["O", "B-ORG", "I-ORG", "I-ORG", "I-ORG", "I-ORG", "O", "O"])  # b..f
+    cases = [(["B-LOC", "I-LOC", "O", "B-PER", "I-PER", "I-PER", "O", "O"], "d e f", "PER"),  # overlaps 1 and 3
+             (["O", "B-LOC", "I-LOC", "O", "B-PER", "I-PER", "O", "O"], "b c", "LOC"),  # 2 and 2: the leftmost
+             (["O", "O", "B-MISC", "O", "B-PER", "O", "B-LOC", "I-LOC"], "c", "MISC")]  # 1, 1 and 1
+    for pred, text, kind in cases:
+        row = nu.span_errors([gold], [pred]).iloc[0]
+        assert (row["kind"], row["pred"], row["pred_type"]) == ("wrong boundary", text, kind)
+    code = ("import sys; sys.path.insert(0, '.'); import ner_utils as nu; s = nu.Sentence(list('abcdefgh'), "
+            "['O','B-ORG','I-ORG','I-ORG','I-ORG','I-ORG','O','O']); "
+            "print(nu.span_errors([s], [['O','B-LOC','I-LOC','O','B-PER','I-PER','O','O']]).iloc[0]['pred'])")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                           env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout for seed in range(6)}
+    assert seen == {"b c\n"}

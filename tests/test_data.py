@@ -167,11 +167,60 @@ def test_read_splits_keeps_the_original_tags(tmp_path):
     assert raw["train"][1].tags == ["I-PER", "I-PER", "I-LOC", "B-LOC", "O"]
 
 
-def test_unknown_type_in_test_split_is_an_error(tmp_path):
+def test_unknown_type_names_the_full_path_the_tags_own_line_and_the_tag_as_written(tmp_path):
+    """Review item 10: not the base name, the sentence's first line and the IOB2 form ('B-DATE')."""
     folder = make_split_folder(tmp_path / "d")
-    write(folder / "eng.testb", "A NNP I-NP I-DATE\n")
-    with pytest.raises(nu.ConllFormatError, match=r"eng\.testb:1: found tag 'B-DATE'"):
+    write(folder / "eng.testb", "-DOCSTART- -X- -X- O\n\nA NNP I-NP O\nB NNP I-NP I-LOC\n\nC NNP I-NP O\n"
+                                "D NNP I-NP O\nE NNP I-NP I-DATE\n")
+    with pytest.raises(nu.ConllFormatError) as err:
         nu.load_conll2003(folder)
+    assert str(err.value).startswith(f"{(folder / 'eng.testb').resolve()}:8: found tag 'I-DATE'; expected O or ")
+    assert "B-DATE" not in str(err.value)
+    archive = tmp_path / "z.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in nu.SPLIT_FILES.values():
+            zf.writestr(f"in/{name}", IOB1_TEXT if name != "eng.testa" else "A B-PER\nB I-DATE\n")
+    with pytest.raises(nu.ConllFormatError, match=r"z\.zip:in/eng\.testa:2: found tag 'I-DATE'"):
+        nu.load_conll2003(archive)
+
+
+def test_cr_only_line_ends_read_like_unix_ones(tmp_path):
+    """Review item 5: old Mac files (\\r alone) were one sentence of one word."""
+    path = write(tmp_path / "mac.txt", IOB1_TEXT.replace("\n", "\r"))
+    sentences = nu.read_conll(path)
+    assert [s.words for s in sentences] == [s.words for s in nu.parse_conll(IOB1_TEXT.encode())]
+    assert [(s.doc, s.line) for s in sentences] == [(s.doc, s.line) for s in nu.parse_conll(IOB1_TEXT.encode())]
+    with pytest.raises(nu.ConllFormatError, match=r"mac2\.txt:4: found 1 column"):
+        nu.read_conll(write(tmp_path / "mac2.txt", "-DOCSTART- O\r\rA B-PER\rlonely\r"))
+    mixed = nu.read_conll(write(tmp_path / "mixed.txt", "A B-PER\r\nB O\rC O\n\rD B-LOC\n"))
+    assert [s.words for s in mixed] == [["A", "B", "C"], ["D"]]
+
+
+@pytest.mark.parametrize("data, line, what", [
+    ("\ufeffA B-PER\n".encode("utf-16-le"), 1, "a UTF-16 byte-order mark: a UTF-16 file"),
+    ("\ufeffA B-PER\n".encode("utf-16-be"), 1, "a UTF-16 byte-order mark: a UTF-16 file"),
+    ("A B-PER\nB O\n".encode("utf-16-le"), 1, "NUL bytes (0x00): a UTF-16 or binary file"),
+    (b"A B-PER\nB O\nC\x00 O\n", 3, "NUL bytes (0x00): a UTF-16 or binary file"),
+])
+def test_a_utf16_file_is_named_as_such(tmp_path, data, line, what):
+    """Review item 12: UTF-16 got the advice to convert from latin1."""
+    with pytest.raises(nu.ConllFormatError) as err:
+        nu.read_conll(write(tmp_path / "u16.txt", data))
+    assert f"u16.txt:{line}: found {what}" in str(err.value) and "iconv -f utf-16 -t utf-8" in str(err.value)
+    assert "latin1" not in str(err.value)
+
+
+def test_zips_are_found_in_subfolders_and_the_message_says_where_it_looked(tmp_path):
+    """Review item 11: the docstring promised zips at any depth, the search took the top level only."""
+    deep = tmp_path / "data" / "a" / "b"
+    deep.mkdir(parents=True)
+    with zipfile.ZipFile(deep / "conll.zip", "w") as zf:
+        for name in nu.SPLIT_FILES.values():
+            zf.writestr(name, IOB1_TEXT)
+    assert len(nu.load_conll2003(tmp_path / "data")["testb"]) == 3
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(nu.DataNotFoundError, match=r"empty/ and its subfolders \(files and zips\)"):
+        nu.load_conll2003(tmp_path / "empty")
 
 
 @pytest.mark.real_data

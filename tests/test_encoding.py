@@ -110,39 +110,3 @@ def test_context_words_are_contiguous_on_real_sized_documents(tiny):
         after = [(j, w) for j in range(i + 1, len(doc)) for w in range(len(doc[j].words))]
         assert left == before[len(before) - len(left):] and right == after[:len(right)]
         assert sum(counts[j][w] for j, w in left + right) <= 20
-
-
-def test_context_pieces_cap_each_side_without_skipping_a_word():
-    doc = [nu.Sentence(["a", "b", "c"], ["O"] * 3, doc=0), nu.Sentence(["x"], ["O"], doc=0),
-           nu.Sentence(["d", "e", "f"], ["O"] * 3, doc=0)]
-    counts = [[1, 2, 1], [1], [2, 1, 1]]
-    assert nu._context_words(doc, counts, 1, k=8, room=50) == ([(0, 0), (0, 1), (0, 2)], [(2, 0), (2, 1), (2, 2)])
-    assert nu._context_words(doc, counts, 1, k=8, room=50, side_pieces=None) == nu._context_words(doc, counts, 1, 8, 50)
-    # 3 pieces a side: the left takes c (1) and b (2), not a; the right takes d (2) and e (1), not f
-    left, right = nu._context_words(doc, counts, 1, k=8, room=50, side_pieces=3)
-    assert left == [(0, 1), (0, 2)] and right == [(2, 0), (2, 1)]
-    # 2 pieces a side: the left stops at b (2 pieces after c's 1) and never jumps to a
-    left, right = nu._context_words(doc, counts, 1, k=8, room=50, side_pieces=2)
-    assert left == [(0, 2)] and right == [(2, 0)]
-    # the shared room still binds when it is tighter than the cap
-    left, right = nu._context_words(doc, counts, 1, k=8, room=2, side_pieces=10)
-    assert sum(counts[j][w] for j, w in left + right) <= 2
-
-
-def test_context_pieces_on_random_documents_stay_contiguous_and_under_both_limits(tiny):
-    _, tok = tiny
-    import random
-    rng = random.Random(1)
-    vocab = ["john", "berlin", "merkel", "the", "visited", "angela", "germany", "bundesliga", "x"]
-    doc = [nu.Sentence([rng.choice(vocab) for _ in range(rng.randint(1, 9))], [], doc=0) for _ in range(30)]
-    counts = nu._piece_counts(tok, [s.words for s in doc])
-    for i in range(len(doc)):
-        for cap in (1, 3, 7, 1000):
-            left, right = nu._context_words(doc, counts, i, k=12, room=20, side_pieces=cap)
-            before = [(j, w) for j in range(i) for w in range(len(doc[j].words))]
-            after = [(j, w) for j in range(i + 1, len(doc)) for w in range(len(doc[j].words))]
-            assert left == before[len(before) - len(left):] and right == after[:len(right)]
-            assert sum(counts[j][w] for j, w in left) <= cap and sum(counts[j][w] for j, w in right) <= cap
-            assert sum(counts[j][w] for j, w in left + right) <= 20
-            if cap == 1000:
-                assert (left, right) == nu._context_words(doc, counts, i, k=12, room=20)

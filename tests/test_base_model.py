@@ -1,0 +1,145 @@
+"""The base-sized offline encoder, all-mpnet-base-v2: getting it (parts, SHA-256, the name), and the whole
+pipeline on a tiny random MPNet (no token_type_ids, <s>/</s>/<pad>=1, positions offset by 2)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import ner_utils as nu
+from conftest import build_tiny_mpnet, synthetic_splits
+
+
+def _config(model, out, **kw):
+    base = dict(model=str(model), epochs=2, batch_size=8, lr=1e-3, output_dir=str(out), progress=False)
+    return nu.TrainConfig(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def tiny_mpnet(tmp_path_factory) -> Path:
+    return build_tiny_mpnet(tmp_path_factory.mktemp("tiny-mpnet"))
+
+
+def _fake_parts(tmp_path: Path, model_dir: Path, n: int = 5) -> list[Path]:
+    """The upstream layout: a zip holding all-mpnet-base-v2/ (with a desktop.ini), cut into n pieces."""
+    archive = tmp_path / "whole.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("all-mpnet-base-v2/", b"")
+        for f in model_dir.iterdir():
+            zf.write(f, f"all-mpnet-base-v2/{f.name}")
+        zf.writestr("all-mpnet-base-v2/desktop.ini", b"[.ShellClassInfo]")
+    data = archive.read_bytes()
+    size = -(-len(data) // n)
+    parts = []
+    for i in range(n):
+        part = tmp_path / f"all-mpnet-base-v2.zip.{i + 1:03d}"
+        part.write_bytes(data[i * size:(i + 1) * size])
+        parts.append(part)
+    return parts
+
+
+@pytest.fixture
+def installed(tmp_path, tiny_mpnet, monkeypatch):
+    """A tiny MPNet 'installed' as five parts, with its own SHA-256 as the expected one; an empty model cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "parts").mkdir()
+    parts = _fake_parts(tmp_path / "parts", tiny_mpnet)
+    monkeypatch.setattr(nu, "_part_files", lambda: parts)
+    digest = hashlib.sha256((tiny_mpnet / "model.safetensors").read_bytes()).hexdigest()
+    monkeypatch.setattr(nu, "BASE_MODEL_SHA256", digest)
+    nu._sha256.cache_clear()
+    return tmp_path / "cache" / "ner_utils" / "all-mpnet-base-v2"
+
+
+def test_without_the_parts_the_name_says_how_to_install_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(nu, "BASE_MODEL_PARTS", ["no-such-package-part-001"])
+    for fallback in (True, False):  # asked for by name: never replaced by another checkpoint
+        with pytest.raises(nu.ModelLoadError) as err:
+            nu.load_model("all-mpnet-base-v2", fallback=fallback)
+        message = str(err.value)
+        assert "\n" not in message and "not installed" in message and "make mpnet" in message
+        assert "--no-deps" in message
+    assert nu.main(["predict", "--model", "all-mpnet-base-v2", "x"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "cache" / "ner_utils" / "all-mpnet-base-v2").exists()
+
+
+def test_the_parts_are_reassembled_once_checked_and_loaded_by_name(installed, tiny_mpnet, capsys):
+    model, tok = nu.load_model("all-mpnet-base-v2")
+    assert "reassembling 5 parts" in capsys.readouterr().err
+    assert model.ner_info["model"] == "all-mpnet-base-v2" and model.ner_info["fallback"] is False
+    assert type(model).__name__ == "MPNetForTokenClassification" and not model.ner_info["cased"]
+    assert sorted(p.name for p in installed.iterdir()) == sorted(p.name for p in tiny_mpnet.iterdir())  # no desktop.ini
+    assert not list(installed.parent.glob("*.tmp"))
+    nu.load_model("all-mpnet-base-v2")
+    assert "reassembling" not in capsys.readouterr().err  # once
+    key, recipe, _ = nu.choose_recipe(model)
+    assert key == "base" and "measured here" in recipe.source and recipe.word_shapes == "on"
+
+
+def test_a_wrong_sha256_refuses_and_loads_nothing(installed, monkeypatch):
+    monkeypatch.setattr(nu, "BASE_MODEL_SHA256", "0" * 64)
+    with pytest.raises(nu.ModelLoadError, match=r"has SHA-256 [0-9a-f]{64}, expected 0{64}: refusing to load it"):
+        nu.load_model("all-mpnet-base-v2")
+    assert not installed.exists() and not list(installed.parent.glob("*"))  # nothing half-written
+
+
+def test_weights_changed_after_assembly_are_refused(installed):
+    nu.base_model_path()
+    weights = installed / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(nu.ModelLoadError, match="refusing to load it; delete .*all-mpnet-base-v2"):
+        nu.load_model("all-mpnet-base-v2")
+    with pytest.raises(nu.ModelLoadError, match="refusing"):  # nor used as the fallback
+        nu.load_model("bert-base-cased")
+
+
+def test_once_assembled_it_is_the_offline_fallback(installed, capsys, monkeypatch):
+    monkeypatch.delenv("NER_MODEL", raising=False)
+    nu.base_model_path()
+    model, _ = nu.load_model("bert-base-cased")
+    assert model.ner_info["model"] == "all-mpnet-base-v2" and model.ner_info["fallback"] is True
+    assert "best offline checkpoint installed, all-mpnet-base-v2" in capsys.readouterr().err
+    assert nu.load_model("all-MiniLM-L6-v2")[0].ner_info["model"] == "all-MiniLM-L6-v2"  # by name: still MiniLM
+
+
+def test_mpnet_features_have_its_specials_and_no_token_type_ids(tiny_mpnet):
+    model, tok = nu.load_model(str(tiny_mpnet), fallback=False)
+    assert tok.pad_token_id == 1 and nu.max_pieces(tok, model) == 64  # 66 positions, 2 reserved by MPNet
+    label2id = {label: i for i, label in enumerate(nu.LABELS)}
+    [f] = nu.encode(tok, [nu.Sentence(["john", "lives", "in", "berlin"], ["B-PER", "O", "O", "B-LOC"])], label2id)
+    assert tok.convert_ids_to_tokens(f["input_ids"]) == ["<s>", "john", "lives", "in", "berlin", "</s>"]
+    assert "token_type_ids" not in f
+    batch = nu.collate([f, {**f, "input_ids": f["input_ids"][:3], "labels": f["labels"][:3],
+                            "word_index": f["word_index"][:3], "shape_ids": f["shape_ids"][:3]}], tok.pad_token_id)
+    assert batch["input_ids"][1, 3:].tolist() == [1, 1, 1]
+    long = [nu.Sentence(["john"] * 200, ["B-PER"] + ["I-PER"] * 199)]
+    assert all(len(x["input_ids"]) <= 64 for x in nu.encode(tok, long, label2id))
+    assert len(nu.predict_tags(model, tok, long)[0]) == 200
+
+
+def test_mpnet_trains_with_casing_viterbi_and_context_and_resumes_identically(tmp_path, tiny_mpnet, monkeypatch):
+    from test_training import _disconnect_after_first_epoch
+
+    cfg = dict(word_shapes="on", decode="viterbi", context=4)
+    straight = nu.train(_config(tiny_mpnet, tmp_path / "straight", **cfg), synthetic_splits())
+    assert straight.losses[-1] < straight.losses[0] and straight.recipe == "conservative"
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_mpnet, tmp_path / "resumed", **cfg))
+    resumed = nu.train(_config(tiny_mpnet, tmp_path / "resumed", **cfg), synthetic_splits(), resume=True)
+    assert resumed.losses == straight.losses and resumed.testb_pred == straight.testb_pred
+    model, tok = nu.load_model(str(tmp_path / "resumed"), fallback=False, trained=True)
+    assert nu.uses_word_shapes(model) and (model.config.ner_context, model.config.ner_decode) == (4, "viterbi")
+    assert nu.predict_tags(model, tok, synthetic_splits()["testb"]) == straight.testb_pred  # the save/load round trip
+
+
+def test_an_mpnet_tagger_works_in_a_transformers_pipeline(tmp_path, tiny_mpnet):
+    from transformers import pipeline
+
+    nu.train(_config(tiny_mpnet, tmp_path / "p", epochs=6, word_shapes="off", lr=3e-3), synthetic_splits(320))
+    ner = pipeline("token-classification", model=str(tmp_path / "p"), aggregation_strategy="first", device="cpu")
+    assert {(e["word"], e["entity_group"]) for e in ner("john lives in berlin")} == {("john", "PER"), ("berlin", "LOC")}
