@@ -464,18 +464,30 @@ def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: in
     return taken[0][::-1], taken[1]
 
 
+def _encoding_plan(sentences: Sequence[Sentence], counts: list[list[int]], budget: int,
+                   context: int) -> list[tuple[int, int, int, list, list]]:
+    """What to encode: (sentence, first word, end word, left context, right context), a sentence longer than
+    ``budget`` pieces as several windows of whole words (which get no context)."""
+    plan = []
+    for i, c in enumerate(counts):
+        windows = _windows(c, budget)
+        if context and len(windows) == 1:
+            plan.append((i, 0, len(c), *_context_words(sentences, counts, i, context, budget - sum(c))))
+        else:
+            plan.extend((i, a, b, [], []) for a, b in windows)
+    return plan
+
+
 def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int] | None,
            max_length: int | None = None, context: int = 0) -> list[dict[str, Any]]:
     """Tokenise sentences into features ready for batching.
 
-    Each feature holds input_ids, labels (first piece of each word; -100 elsewhere), word_index (piece ->
-    word of its sentence, -1 elsewhere), shape_ids (piece -> ``word_shape`` of its word) and sentence.
-    Uses the fast tokenizer with ``is_split_into_words=True`` and ``word_ids()``. A sentence longer than
-    ``max_length`` pieces becomes several windows of whole words, so every word keeps its first piece; a
-    word that yields no piece (a control character) is encoded as the unknown token. ``context=K`` adds up
-    to K words of the neighbouring sentences of the same document on each side (FLERT), as many as
-    ``max_length`` leaves room for; they are never labelled or predicted. ``label2id=None`` (raw text) gives
-    all labels -100.
+    Each feature holds input_ids, labels (first piece of each word; -100 elsewhere), word_index (piece -> word of its
+    sentence, -1 elsewhere), shape_ids (piece -> ``word_shape`` of its word) and sentence. Uses the fast tokenizer with
+    ``is_split_into_words=True`` and ``word_ids()``. A sentence longer than ``max_length`` pieces becomes windows of
+    whole words, so every word keeps its first piece; a word with no piece (a control character) becomes the unknown
+    token. ``context=K`` adds up to K words of the neighbouring sentences of the same document on each side (FLERT),
+    as many as fit; they are never labelled or predicted. ``label2id=None`` (raw text) gives all labels -100.
     """
     max_length = max_length or max_pieces(tokenizer)
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
@@ -488,14 +500,7 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
         word_lists[i] = [w if n else tokenizer.unk_token for w, n in zip(word_lists[i], counts[i])]
     for i, c in zip(empty, _piece_counts(tokenizer, [word_lists[i] for i in empty])):
         counts[i] = c
-
-    plan = []  # (sentence, first word, end word, left context, right context)
-    for i, c in enumerate(counts):
-        windows = _windows(c, budget)
-        if context and len(windows) == 1:
-            plan.append((i, 0, len(c), *_context_words(sentences, counts, i, context, budget - sum(c))))
-        else:
-            plan.extend((i, a, b, [], []) for a, b in windows)
+    plan = _encoding_plan(sentences, counts, budget, context)
     if not plan:
         return []
 
@@ -508,22 +513,19 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
     features = []
     for j, (i, a, b, left, right) in enumerate(plan):
         words = at(left, originals) + list(originals[i][a:b]) + at(right, originals)
-        shift = a - len(left)  # local word id -> sentence word index
-        target = [None if w is None or not len(left) <= w < len(left) + b - a else w + shift
-                  for w in enc.word_ids(j)]
+        target = [None if w is None or not len(left) <= w < len(left) + b - a else w + a - len(left)
+                  for w in enc.word_ids(j)]  # local word id -> sentence word index, context words -> None
         try:
             tag_ids = {} if label2id is None else {w: label2id[sentences[i].tags[w]] for w in range(a, b)}
         except KeyError as err:
             raise ValueError(f"sentence {i} (line {sentences[i].line}): tag {err.args[0]!r} is not one of "
                              f"the model's labels {list(label2id)}") from None
         first = align_labels(target, list(range(b)))
-        features.append({
-            "input_ids": list(enc["input_ids"][j]),
-            "labels": [tag_ids.get(w, IGNORE_INDEX) for w in first],  # -100 is never a word index
-            "word_index": [w if w != IGNORE_INDEX else -1 for w in first],
-            "shape_ids": [0 if w is None else word_shape(words[w]) for w in enc.word_ids(j)],
-            "sentence": i,
-        })
+        features.append({"input_ids": list(enc["input_ids"][j]),
+                         "labels": [tag_ids.get(w, IGNORE_INDEX) for w in first],  # -100 is never a word index
+                         "word_index": [w if w != IGNORE_INDEX else -1 for w in first],
+                         "shape_ids": [0 if w is None else word_shape(words[w]) for w in enc.word_ids(j)],
+                         "sentence": i})
     return features
 
 

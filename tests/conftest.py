@@ -218,3 +218,14 @@ def build_tiny_roberta(folder: Path, max_positions: int = 64, seed: int = 0) -> 
     RobertaModel(config).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def build_bare_encoder(folder: Path, tiny_model_dir: Path) -> Path:
+    """The tiny BERT's encoder saved alone (BertModel: no token-classification head), with its tokenizer files."""
+    from transformers import AutoModel
+
+    AutoModel.from_pretrained(str(tiny_model_dir)).save_pretrained(str(folder))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (tiny_model_dir / name).exists():
+            (folder / name).write_bytes((tiny_model_dir / name).read_bytes())
+    return folder

@@ -154,12 +154,8 @@ def test_the_removed_flags_are_usage_errors():
 
 def test_evaluate_and_predict_refuse_a_model_without_a_trained_head(tmp_path, tiny_model_dir):
     """Review item 3: a bare encoder (or the embedded checkpoint) got a random head, and an F1 was printed."""
-    from transformers import AutoModel
-    encoder = tmp_path / "encoder"
-    AutoModel.from_pretrained(str(tiny_model_dir)).save_pretrained(str(encoder))
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (tiny_model_dir / name).exists():
-            (encoder / name).write_bytes((tiny_model_dir / name).read_bytes())
+    from conftest import build_bare_encoder
+    encoder = build_bare_encoder(tmp_path / "encoder", tiny_model_dir)
     data = _write_conll(tmp_path / "data", synthetic_splits(n_train=8, n_eval=4))
     for args in (["evaluate", "--model", str(encoder), "--data", str(data)], ["predict", "--model", str(encoder), "x"],
                  ["predict", "--model", "all-MiniLM-L6-v2", "john lives in berlin"]):

@@ -265,12 +265,8 @@ def test_a_byte_level_bpe_checkpoint_marks_word_starts_and_trains(tmp_path):
 
 def test_trained_refuses_a_bare_encoder_or_the_embedded_checkpoint(tmp_path, tiny_model_dir):
     """Review item 3: scoring a freshly initialised head printed an F1."""
-    from transformers import AutoModel
-    encoder = tmp_path / "encoder"
-    AutoModel.from_pretrained(str(tiny_model_dir)).save_pretrained(str(encoder))
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (tiny_model_dir / name).exists():
-            (encoder / name).write_bytes((tiny_model_dir / name).read_bytes())
+    from conftest import build_bare_encoder
+    encoder = build_bare_encoder(tmp_path / "encoder", tiny_model_dir)
     for asked in (str(encoder), "all-MiniLM-L6-v2"):
         with pytest.raises(nu.ModelLoadError, match="is not a trained CoNLL-2003 tagger: it has no token-classification"):
             nu.load_model(asked, fallback=True, trained=True)
