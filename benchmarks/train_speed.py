@@ -177,7 +177,7 @@ def run_epochs_ours(splits, model_path: str, epochs: int, cap: int | None, out: 
     import torch
 
     config = nu.TrainConfig(model=model_path, epochs=epochs, lr=lr, batch_size=32, word_shapes="on", decode="viterbi",
-                            context=0, average_last=0, max_train_sentences=cap, max_eval_sentences=cap,
+                            context=0, max_train_sentences=cap, max_eval_sentences=cap,
                             output_dir=str(out), progress=False)
     r = nu.train(config, splits)
     row = _steady(r.epoch_seconds, r.tokens_per_second * r.train_seconds / epochs)

@@ -166,11 +166,11 @@ def synthetic_splits(n_train: int = 160, n_eval: int = 24, seed: int = 0) -> dic
     return {"train": make(n_train), "testa": make(n_eval), "testb": make(n_eval)}
 
 
-# Reassembled offline checkpoints (all-mpnet-base-v2) live in $XDG_CACHE_HOME/ner_utils: the tests see an empty one,
-# so the offline fallback is the embedded all-MiniLM-L6-v2 whatever this machine has assembled.
-import tempfile  # noqa: E402
-
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ner-tests-cache-")
+@pytest.fixture(autouse=True, scope="session")
+def _empty_model_cache(tmp_path_factory):
+    """Reassembled offline checkpoints (all-mpnet-base-v2) live in $XDG_CACHE_HOME/ner_utils: the tests see an empty
+    one, so the offline fallback is the embedded all-MiniLM-L6-v2 whatever this machine has assembled."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("model-cache"))
 
 
 def build_tiny_mpnet(folder: Path, max_positions: int = 64, seed: int = 0) -> Path:

@@ -143,3 +143,21 @@ def test_an_mpnet_tagger_works_in_a_transformers_pipeline(tmp_path, tiny_mpnet):
     nu.train(_config(tiny_mpnet, tmp_path / "p", epochs=6, word_shapes="off", lr=3e-3), synthetic_splits(320))
     ner = pipeline("token-classification", model=str(tmp_path / "p"), aggregation_strategy="first", device="cpu")
     assert {(e["word"], e["entity_group"]) for e in ner("john lives in berlin")} == {("john", "PER"), ("berlin", "LOC")}
+
+
+def test_broken_parts_say_how_to_reinstall_and_leave_nothing(installed, tmp_path, monkeypatch):
+    junk = tmp_path / "junk.001"
+    junk.write_bytes(b"not a zip at all")
+    monkeypatch.setattr(nu, "_part_files", lambda: [junk])
+    with pytest.raises(nu.ModelLoadError, match=r"do not hold its model \(BadZipFile.*--force-reinstall"):
+        nu.load_model("all-mpnet-base-v2")
+    assert not installed.parent.exists() or not list(installed.parent.iterdir())
+
+
+def test_a_second_assembly_keeps_the_first_copy(installed):
+    """Two processes (every rank of a multi-process run) may assemble at once: the one that finishes second keeps
+    the first one's folder, and neither fails."""
+    first = nu.base_model_path()
+    stamp = (first / "config.json").stat().st_mtime_ns
+    nu._assemble_base_model(first)  # as a process that started before the first one finished
+    assert (first / "config.json").stat().st_mtime_ns == stamp and not list(first.parent.glob("*.tmp"))

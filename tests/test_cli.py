@@ -160,9 +160,10 @@ def test_evaluate_and_predict_refuse_a_model_without_a_trained_head(tmp_path, ti
     for args in (["evaluate", "--model", str(encoder), "--data", str(data)], ["predict", "--model", str(encoder), "x"],
                  ["predict", "--model", "all-MiniLM-L6-v2", "john lives in berlin"]):
         done = _run(*args)
-        assert done.returncode == 1 and done.stdout == "", done.stderr
+        assert done.returncode == 1 and "processed" not in done.stdout and "(no entities)" not in done.stdout
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-        assert "is not a trained CoNLL-2003 tagger" in done.stderr
+        assert done.stderr.startswith("error: ") and "is not a trained CoNLL-2003 tagger" in done.stderr
+        assert done.stderr.count("not a trained") == 1 and "could not load" not in done.stderr  # said once
     assert not (encoder / "predictions.testb.txt").exists()
 
 

@@ -575,3 +575,31 @@ def test_train_reads_raw_iob1_splits_as_load_conll2003_does(tmp_path, tiny_model
     assert a.losses == b.losses and a.testb == b.testb
     assert [s.tags for s in a.testb_sentences] == [s.tags for s in loaded["testb"]]
     assert nu.tag_scheme(raw["train"]) == "IOB1"  # the caller's sentences are not changed
+
+
+def test_a_checkpoint_of_the_version_before_resumes_and_one_with_a_removed_knob_does_not(tmp_path, tiny_model_dir,
+                                                                                          monkeypatch):
+    """A checkpoint written before precision and processes were recorded (and with the removed knobs at their
+    defaults) still resumes; one that trained with a removed knob is another run."""
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "r"))
+    state_file = tmp_path / "r" / "checkpoint-last" / "state.json"
+    state = json.loads(state_file.read_text())
+    for key in ("precision", "processes"):
+        del state["identity"][key]
+    state["identity"] |= {"context_epochs": None, "average_last": 0, "context_pieces": None}
+    state_file.write_text(json.dumps(state))
+    assert nu.train(_config(tiny_model_dir, tmp_path / "r"), synthetic_splits(), resume=True).resumed_from_epoch == 1
+    _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "r2"))
+    state = json.loads((tmp_path / "r2" / "checkpoint-last" / "state.json").read_text())
+    state["identity"]["average_last"] = 2
+    (tmp_path / "r2" / "checkpoint-last" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(nu.CheckpointError, match="average_last: checkpoint 2, a knob this version no longer has"):
+        nu.train(_config(tiny_model_dir, tmp_path / "r2"), synthetic_splits(), resume=True)
+
+
+def test_a_model_saved_with_the_removed_context_cap_is_refused(tmp_path, tiny_model_dir):
+    nu.train(_config(tiny_model_dir, tmp_path / "m", epochs=1, context=4), synthetic_splits(48, 8))
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config | {"ner_context_pieces": 2}))
+    with pytest.raises(nu.ModelLoadError, match="older ner_utils with a cap on context word pieces"):
+        nu.load_model(str(tmp_path / "m"), fallback=False)
