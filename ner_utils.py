@@ -221,7 +221,8 @@ def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sente
             found = _shallowest(root.rglob(filename) if deep else [p for p in [root / filename] if p.is_file()])
             if split not in raw and found:
                 raw[split] = read_conll(found[0])
-        for zpath in _shallowest(root.rglob("*.zip") if deep else root.glob("*.zip")) if len(raw) < len(SPLIT_FILES) else []:
+        zips = _shallowest(root.rglob("*.zip") if deep else root.glob("*.zip")) if len(raw) < len(SPLIT_FILES) else []
+        for zpath in zips:
             if len(raw) < len(SPLIT_FILES) and zipfile.is_zipfile(zpath):
                 _read_zip(zpath, raw)
     missing = [f for s, f in SPLIT_FILES.items() if s not in raw]

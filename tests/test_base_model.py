@@ -123,6 +123,15 @@ def test_mpnet_features_have_its_specials_and_no_token_type_ids(tiny_mpnet):
     assert len(nu.predict_tags(model, tok, long)[0]) == 200
 
 
+def test_windows_stay_within_512_pieces_for_mpnets_514_positions():
+    """MPNet (like RoBERTa) numbers positions from 2: 514 position embeddings hold 512 pieces."""
+    from types import SimpleNamespace
+    tok = SimpleNamespace(model_max_length=512)
+    assert nu.max_pieces(tok, SimpleNamespace(config=SimpleNamespace(max_position_embeddings=514))) == 512
+    assert nu.max_pieces(SimpleNamespace(model_max_length=10**30), SimpleNamespace(config=SimpleNamespace(
+        max_position_embeddings=514))) == 512  # a tokenizer without a limit
+
+
 def test_mpnet_trains_with_casing_viterbi_and_context_and_resumes_identically(tmp_path, tiny_mpnet, monkeypatch):
     from test_training import _disconnect_after_first_epoch
 
