@@ -903,6 +903,9 @@ def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     cfg = AutoConfig.from_pretrained(path, **kwargs)
+    if getattr(cfg, "ner_context_pieces", None):
+        raise ModelLoadError(f"{path} was saved by an older ner_utils with a cap on context word pieces "
+                             "(ner_context_pieces), which this version no longer applies; retrain it without the cap")
     tokenizer = _load_tokenizer(path, getattr(cfg, "vocab_size", None), **kwargs)
     saved = _saved_token_labels(cfg)
     if saved is None and trained:
@@ -920,9 +923,6 @@ def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **
     else:  # already a CoNLL-2003 tagger: keep its head and its label order; prediction maps by name
         model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
         model.config.label2id = {label: i for i, label in enumerate(saved)}  # id2label is the truth
-    if getattr(model.config, "ner_context_pieces", None):
-        raise ModelLoadError(f"{path} was saved by an older ner_utils with a cap on context word pieces "
-                             "(ner_context_pieces), which this version no longer applies; retrain it without the cap")
     if getattr(model.config, "ner_word_shapes", False):  # from_pretrained drops it as an unknown weight: load it
         add_word_shapes(model).shape_embeddings.load_state_dict({"weight": _saved_shape_weights(path, **kwargs)})
     return model, tokenizer
@@ -2024,9 +2024,9 @@ SOTA = [  # work, model, eng.testb F1, trained on, source
      "COLING 2018; both figures: flairNLP/flair issue 754"),
     ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "not stated", "NAACL 2019, arXiv:1810.04805"),
     ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "not stated", "NAACL 2019, arXiv:1810.04805"),
-    ("byzhang (2019)", "bert-base-cased, sentence-level, best run", 91.37, "train", "GitHub kermitt2/delft issue 21"),
-    ("kermitt2 (2019)", "bert-base-cased + CRF, sentence-level, mean of 10 runs", 91.20, "train",
+    ("byzhang (2019)", "BERT-base fine-tuned (casing, context not stated), best run", 91.37, "train",
      "GitHub kermitt2/delft issue 21"),
+    ("kermitt2 (2019)", "bert-base-cased + CRF, mean of 10 runs", 91.20, "train", "GitHub kermitt2/delft issue 21"),
     ("kamalkraj (2019)", "bert-base-cased, one reported run", 91.35, "not stated", "GitHub kamalkraj/BERT-NER, README"),
     ("Schweter & Akbik (2020)", "FLERT: XLM-R large + document context", 94.09, "not stated", "arXiv:2011.06993"),
     ("Yamada et al. (2020)", "LUKE-large (document context)", 94.3, "train",
@@ -2059,13 +2059,17 @@ def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
     return table
 
 
-def result_files(folder: str | os.PathLike, *patterns: str) -> list[dict[str, Any]]:
-    """The rows of benchmarks/accuracy.py (results/ROW.json) whose file name matches one of ``patterns``."""
-    paths = [p for pattern in patterns for p in sorted(Path(folder).glob(pattern))]
+RESULTS_DIR = Path(__file__).resolve().parent / "benchmarks" / "results"  # benchmarks/accuracy.py's rows
+
+
+def result_files(folder: str | os.PathLike | None, *patterns: str) -> list[dict[str, Any]]:
+    """The rows of benchmarks/accuracy.py (results/ROW.json) whose file name matches one of ``patterns``; ``folder``
+    None is the results folder beside this module (none where the module travelled alone)."""
+    paths = [p for pattern in patterns for p in sorted(Path(folder or RESULTS_DIR).glob(pattern))]
     return [json.loads(p.read_text()) | {"run": p.stem} for p in paths]
 
 
-def benchmark_runs(folder: str | os.PathLike = "benchmarks/results", prefix: str = "final6-s") -> "pd.DataFrame":
+def benchmark_runs(folder: str | os.PathLike | None = None, prefix: str = "final6-s") -> "pd.DataFrame":
     """Runs of benchmarks/accuracy.py whose result file starts with ``prefix``: seed, testa and testb F1 (%).
 
     Empty when the folder is absent (a Colab upload of the notebook alone).
@@ -2077,7 +2081,7 @@ def benchmark_runs(folder: str | os.PathLike = "benchmarks/results", prefix: str
     return pd.DataFrame(rows, columns=["run", "seed", "testa F1", "testb F1"])
 
 
-def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLike = "benchmarks/results",
+def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLike | None = None,
                   this_run: tuple[str, dict] | None = None) -> "pd.DataFrame":
     """One line per (label, row name, decoding) of benchmarks/accuracy.py: eng.testa and eng.testb F1 in % (mean ±
     std over the row's seeds), the seeds, precision and training minutes. The decoding ("", "argmax" or "viterbi")
