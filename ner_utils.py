@@ -33,6 +33,14 @@ __all__ = [
     "iob1_to_iob2", "tag_scheme", "get_spans", "LABELS", "ENTITY_TYPES", "dataset_stats",
     "align_labels", "encode", "make_batches", "load_model", "TrainConfig", "train", "predict_tags", "span_scores",
     "conlleval_report",
+    # what the notebook and benchmarks/ also use
+    "BASE_MODEL", "EMBEDDED_MODEL", "ERROR_KINDS", "RECIPES", "RECIPE_FIELDS", "SOTA", "ModelLoadError",
+    "UnusableModelError", "LabelSetError", "NotATaggerError", "add_word_shapes", "alignment_table", "batch_order",
+    "benchmark_runs", "build_optimizer", "confusion_pairs", "decode_tags", "embedded_model_path", "base_model_path",
+    "entities_html", "environment_info", "error_examples_html", "iob_example", "model_inputs", "model_labels",
+    "plot_confusion", "plot_f1_by_type", "plot_training", "prepare_runtime", "resolve_config", "resolve_precision",
+    "result_files", "results_table", "sentence_table", "sota_table", "span_errors", "summary_table", "tokenize_text",
+    "type_confusion", "word_log_probs",
 ]
 
 # =============================================================================================
@@ -380,12 +388,18 @@ def align_labels(word_ids: Sequence[int | None], word_label_ids: Sequence[int]) 
     return labels
 
 
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")  # position ids start at pad + 1
+
+
 def max_pieces(tokenizer: Any, model: Any = None) -> int:
     """The longest input (special tokens included) the tokenizer and model accept, capped at 512."""
     limits = [512, int(min(getattr(tokenizer, "model_max_length", 512) or 512, 10**6))]
-    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    cfg = getattr(model, "config", None)
+    positions = getattr(cfg, "max_position_embeddings", None)
     if positions:
-        limits.append(int(positions))
+        pad = getattr(cfg, "pad_token_id", None)
+        offset = (1 if pad is None else pad) + 1 if getattr(cfg, "model_type", None) in _OFFSET_POSITIONS else 0
+        limits.append(int(positions) - offset)
     return min(limits)
 
 
@@ -663,11 +677,15 @@ class ModelLoadError(RuntimeError):
     """A model that was asked for explicitly (no fallback allowed) could not be loaded."""
 
 
-class LabelSetError(ModelLoadError):
+class UnusableModelError(ModelLoadError):
+    """The checkpoint asked for loads but cannot do what was asked: never replaced by an offline fallback."""
+
+
+class LabelSetError(UnusableModelError):
     """A checkpoint that already classifies tokens uses another label set than ours."""
 
 
-class NotATaggerError(ModelLoadError):
+class NotATaggerError(UnusableModelError):
     """Scoring or prediction was asked of a checkpoint without a trained token-classification head."""
 
 
@@ -904,7 +922,7 @@ def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **
 
     cfg = AutoConfig.from_pretrained(path, **kwargs)
     if getattr(cfg, "ner_context_pieces", None):
-        raise ModelLoadError(f"{path} was saved by an older ner_utils with a cap on context word pieces "
+        raise UnusableModelError(f"{path} was saved by an older ner_utils with a cap on context word pieces "
                              "(ner_context_pieces), which this version no longer applies; retrain it without the cap")
     tokenizer = _load_tokenizer(path, getattr(cfg, "vocab_size", None), **kwargs)
     saved = _saved_token_labels(cfg)
@@ -966,7 +984,7 @@ def _load_asked(asked: str, labels: Sequence[str], trained: bool) -> tuple[Any, 
     if folder.is_dir():
         try:
             return (*_from_pretrained(str(folder), labels, trained), asked)
-        except (LabelSetError, NotATaggerError):
+        except UnusableModelError:
             raise
         except Exception as err:  # noqa: BLE001
             raise ModelLoadError(f"the folder {folder} exists but could not be loaded: {_first_line(err)}") from err
@@ -1004,7 +1022,7 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
     reason = None
     try:
         model, tok, resolved = _load_asked(asked, labels, trained)
-    except (LabelSetError, NotATaggerError):  # the checkpoint loads, but cannot do what was asked: never replaced
+    except UnusableModelError:  # the checkpoint loads, but cannot do what was asked: never replaced
         raise
     except Exception as err:  # noqa: BLE001 - every failure is reported, then falls back or re-raises
         reason = str(err) if isinstance(err, ModelLoadError) else _first_line(err)
@@ -1254,7 +1272,7 @@ class TrainResult:
                 "train_seconds": round(self.train_seconds, 1), "wall_seconds": round(self.wall_seconds, 1),
                 "tokens_per_second": round(self.tokens_per_second, 1), "peak_memory_mb": round(self.peak_memory_mb, 1),
                 "best_epoch": self.best_epoch, "testa_f1_per_epoch": self.testa_f1_per_epoch,
-                "epoch_seconds": [round(x, 1) for x in self.epoch_seconds],
+                "resumed_from_epoch": self.resumed_from_epoch, "epoch_seconds": [round(x, 1) for x in self.epoch_seconds],
                 "parameters": self.model_info.get("parameters"), "cased": self.model_info.get("cased"),
                 "fallback": self.model_info.get("fallback"), "asked": self.model_info.get("asked"),
                 "recipe": self.recipe, "precision": self.precision, "testa": self.testa, "testb": self.testb,
@@ -2086,7 +2104,8 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
     """One line per (label, row name, decoding) of benchmarks/accuracy.py: eng.testa and eng.testb F1 in % (mean ±
     std over the row's seeds), the seeds, precision and training minutes. The decoding ("", "argmax" or "viterbi")
     picks that decoding's scores of the same models. ``this_run``: (row name, a run's metrics.json) counts that run as
-    one more seed of the row (its own decoding) when no result file has its seed. Rows not run are left out."""
+    one more seed of the row (its own decoding) when no result file has its seed and the row's runs used its precision
+    (their minutes compare). Rows not run are left out."""
     import statistics
 
     import pandas as pd
@@ -2098,7 +2117,7 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
     for label, name, decode in rows:
         runs = result_files(folder, f"{name}.json", f"{name}-s*.json")
         if this_run and this_run[0] == name and not decode and this_run[1]["config"]["seed"] not in {
-                r["config"]["seed"] for r in runs}:
+                r["config"]["seed"] for r in runs} and {r.get("precision") for r in runs} <= {this_run[1]["precision"]}:
             runs.append(this_run[1] | {"testa": this_run[1]["testa_f1"], "testb": this_run[1]["testb_f1"]})
         key = f"_{decode}" if decode else ""
         if runs:

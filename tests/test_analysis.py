@@ -168,3 +168,22 @@ def test_a_wrong_boundary_shows_the_longest_overlap_then_the_leftmost_whatever_t
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                            env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout for seed in range(6)}
     assert seen == {"b c\n"}
+
+
+def test_results_table_counts_this_run_as_a_seed_only_at_the_rows_precision(tmp_path):
+    import json
+    for seed, (a, b) in enumerate([(0.95, 0.91), (0.94, 0.92)]):
+        (tmp_path / f"r-s{seed}.json").write_text(json.dumps(
+            {"config": {"seed": seed}, "testa": a, "testb": b, "testa_argmax": a - 0.01, "testb_argmax": b - 0.01,
+             "precision": "no", "train_seconds": 600}))
+    run = {"config": {"seed": 42}, "testa_f1": 0.96, "testb_f1": 0.93, "precision": "no", "train_seconds": 1200}
+    rows = [("model", "r", ""), ("argmax", "r", "argmax"), ("absent", "x", "")]
+    table = nu.results_table(rows, tmp_path, this_run=("r", run))
+    assert table.index.tolist() == ["model", "argmax"]  # a row not run is left out
+    assert table.loc["model", "seeds"] == 3 and table.loc["model", "eng.testb F1"] == "92.00 ± 1.00"
+    assert table.loc["model", "training (min)"] == 13.3
+    assert table.loc["argmax", "seeds"] == 2 and table.loc["argmax", "eng.testa F1"] == "93.50 ± 0.71"
+    fp16 = nu.results_table(rows, tmp_path, this_run=("r", run | {"precision": "fp16"}))  # a GPU run: not the same
+    assert fp16.loc["model", "seeds"] == 2 and fp16.loc["model", "training (min)"] == 10.0
+    again = nu.results_table(rows, tmp_path, this_run=("r", run | {"config": {"seed": 1}}))  # its seed has a file
+    assert again.loc["model", "seeds"] == 2 and again.loc["model", "eng.testb F1"] == "91.50 ± 0.71"

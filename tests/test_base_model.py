@@ -132,6 +132,18 @@ def test_windows_stay_within_512_pieces_for_mpnets_514_positions():
         max_position_embeddings=514))) == 512  # a tokenizer without a limit
 
 
+def test_windows_leave_out_the_two_offset_positions_below_512(tmp_path):
+    """Positions 0 and 1 (pad) are never used: 130 position embeddings hold 128 pieces, and a long sentence with a
+    tokenizer that states no limit is windowed instead of indexing past the table."""
+    folder = build_tiny_mpnet(tmp_path / "m", max_positions=128)
+    cfg = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg | {"model_max_length": 10**30}))
+    model, tok = nu.load_model(str(folder), fallback=False)
+    assert model.config.max_position_embeddings == 130 and nu.max_pieces(tok, model) == 128
+    long = [nu.Sentence(["john"] * 300, ["B-PER"] + ["I-PER"] * 299)]
+    assert len(nu.predict_tags(model, tok, long)[0]) == 300
+
+
 def test_mpnet_trains_with_casing_viterbi_and_context_and_resumes_identically(tmp_path, tiny_mpnet, monkeypatch):
     from test_training import _disconnect_after_first_epoch
 

@@ -489,6 +489,8 @@ def test_resume_under_another_precision_is_another_run(tmp_path, tiny_model_dir,
         nu.train(_config(tiny_model_dir, tmp_path / "r", mixed_precision="auto"), synthetic_splits(), resume=True)
     done = nu.train(_config(tiny_model_dir, tmp_path / "r", mixed_precision="no"), synthetic_splits(), resume=True)
     assert done.resumed_from_epoch == 1 and done.precision == "no"
+    written = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert written["resumed_from_epoch"] == 1 and written["precision"] == "no"  # metrics.json says it was resumed
 
 
 def test_resume_with_another_number_of_processes_is_another_run(tmp_path, tiny_model_dir, monkeypatch):
@@ -601,5 +603,6 @@ def test_a_model_saved_with_the_removed_context_cap_is_refused(tmp_path, tiny_mo
     nu.train(_config(tiny_model_dir, tmp_path / "m", epochs=1, context=4), synthetic_splits(48, 8))
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     (tmp_path / "m" / "config.json").write_text(json.dumps(config | {"ner_context_pieces": 2}))
-    with pytest.raises(nu.ModelLoadError, match="older ner_utils with a cap on context word pieces"):
-        nu.load_model(str(tmp_path / "m"), fallback=False)
+    for fallback in (False, True):  # refused, never swapped for an offline checkpoint
+        with pytest.raises(nu.ModelLoadError, match="older ner_utils with a cap on context word pieces"):
+            nu.load_model(str(tmp_path / "m"), fallback=fallback)

@@ -2,7 +2,12 @@
 and after it, per-epoch eng.testa F1; deterministic kernels so that two runs of one module match bit for bit."""
 import json, os, sys, time
 which, out = sys.argv[1], sys.argv[2]
-sys.path.insert(0, os.path.abspath(".gpu/old") if which == "before" else os.getcwd())  # .gpu/old: ded9728
+if which not in ("before", "after"):
+    sys.exit(f"usage: {sys.argv[0]} before|after OUT.json")
+expected = os.path.abspath(os.path.join(".gpu/old" if which == "before" else ".", "ner_utils.py"))  # .gpu/old: ded9728
+if not os.path.isfile(expected):
+    sys.exit(f"{expected} not found: mkdir -p .gpu/old && git show ded9728:ner_utils.py > .gpu/old/ner_utils.py")
+sys.path.insert(0, os.path.dirname(expected))
 import torch
 torch.use_deterministic_algorithms(True)
 import transformers
@@ -10,7 +15,7 @@ orig = transformers.AutoModelForTokenClassification.from_pretrained.__func__
 transformers.AutoModelForTokenClassification.from_pretrained = classmethod(
     lambda cls, *a, **k: orig(cls, *a, **({"attn_implementation": "eager"} | k)))
 import ner_utils as nu
-assert nu.__file__.endswith(("old/ner_utils.py" if which == "before" else "main/ner_utils.py", "/ner_utils.py"))
+assert os.path.abspath(nu.__file__) == expected, f"imported {nu.__file__}, not {expected}"
 splits = nu.load_conll2003()
 cfg = dict(model=str(nu.embedded_model_path()), output_dir=f"/tmp/f6-{which}", progress=False, seed=42, lr=1e-4,
            batch_size=32, epochs=6, word_shapes="on", context=0, decode="viterbi", mixed_precision="bf16")
