@@ -240,7 +240,7 @@ def base_rows(rows: dict) -> tuple[list[str], str]:
                      f"{' / '.join(f'{100 * f:.2f}' for f in r['testa_f1_per_epoch'])} | {r['best_epoch']} | "
                      f"{r.get('precision', '')} | {r['train_seconds']:.0f} | {r['tokens_per_second']:.0f} | "
                      f"{'`--from-run` ' + r['trained_by'] if r.get('trained_by') else 'accuracy.py'}{resumed(r)} |")
-    lines += ["", BASE_NOTES] if "mpnet-lr5e5-s0" in rows else []
+    lines += ["", " ".join(text for name, text in BASE_NOTES.items() if name in rows)]
     grid = {g: rows[f"{g}-s{GRID_SEED}"]["testa"] for g in BASE if f"{g}-s{GRID_SEED}" in rows}
     if not grid:
         return lines, ""
@@ -259,11 +259,17 @@ def base_rows(rows: dict) -> tuple[list[str], str]:
     return lines, summary
 
 
-BASE_NOTES = """`mpnet-lr5e5-s0` ran while this module was being cleaned up (its JSON still lists the removed knobs, all
-off, and records the config of that moment). It shared the CPU with unit-test runs
-and a code review during its first three epochs, which took 1,333, 2,017 and 1,593 s against 1,239 s for the fourth,
-alone on the CPU: its training seconds are high by about 20 minutes. Its F1 is not affected (the runs are
-deterministic on one machine). The other rows ran alone."""
+BASE_NOTES = {  # what each base-sized row shared the CPU with; F1 is not affected (the runs are deterministic)
+    "mpnet-lr5e5-s0": "`mpnet-lr5e5-s0` ran while this module was being cleaned up (its JSON still lists the removed "
+                      "knobs, all off, and records the config of that moment). It shared the CPU with unit-test runs "
+                      "and a code review during its first three epochs, which took 1,333, 2,017 and 1,593 s against "
+                      "1,239 s for the fourth, alone: its training seconds are high by about 20 minutes.",
+    "mpnet-lr1e4-s0": "`mpnet-lr1e4-s0` stopped after epoch 2 when a work session ended and was resumed from its "
+                      "checkpoint (`--resume`) with the same code; its epochs 3 and 4 shared the CPU with a test run "
+                      "and CI, so its training seconds are high too.",
+    "mpnet-lr5e5-s42": "`mpnet-lr5e5-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; it ran "
+                       "alone apart from a few seconds of small, niced tests and reproductions.",
+}
 
 
 def _machine() -> str:
