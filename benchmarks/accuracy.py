@@ -264,9 +264,6 @@ BASE_NOTES = {  # what each base-sized row shared the CPU with; F1 is not affect
                       "knobs, all off, and records the config of that moment). It shared the CPU with unit-test runs "
                       "and a code review during its first three epochs, which took 1,333, 2,017 and 1,593 s against "
                       "1,239 s for the fourth, alone: its training seconds are high by about 20 minutes.",
-    "mpnet-lr1e4-s0": "`mpnet-lr1e4-s0` stopped after epoch 2 when a work session ended and was resumed from its "
-                      "checkpoint (`--resume`) with the same code; its epochs 3 and 4 shared the CPU with a test run "
-                      "and CI, so its training seconds are high too.",
     "mpnet-lr5e5-s42": "`mpnet-lr5e5-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; it ran "
                        "alone apart from a few seconds of small, niced tests and reproductions.",
 }
