@@ -1208,7 +1208,7 @@ RECIPES = {
                        lr=1e-4, batch_size=32, epochs=6, word_shapes="on", decode="viterbi", context=0),
     "base": Recipe("all-mpnet-base-v2 (base-sized, uncased)",
                    "measured here on eng.testa (benchmarks/RESULTS.md, mpnet rows)",
-                   lr=5e-5, batch_size=32, epochs=4, word_shapes="on", decode="viterbi", context=0),
+                   lr=1e-4, batch_size=32, epochs=4, word_shapes="on", decode="viterbi", context=0),
     "bert-base": Recipe("BERT-base, cased", "a point of the fine-tuning grid of Devlin et al. (2019, appendix A.3); "
                         "from the literature, not measured here",
                         lr=5e-5, batch_size=32, epochs=3, word_shapes="auto", decode="viterbi", context=0),

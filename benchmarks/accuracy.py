@@ -6,8 +6,8 @@ and eng.testb: the embedded all-MiniLM-L6-v2 (22.6M parameters), or the base-siz
 eng.testb is reported, never used to choose.
 
     CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only plain-bf16
-    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only mpnet-lr5e5-s42 --from-run outputs/ner
-    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only mpnet-lr1e4-s0 --resume
+    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only mpnet-lr1e4-s42 --from-run outputs/ner
+    CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --only mpnet-lr1e4-s1 --resume   # continues a stopped row
     CONLL_DIR=../shared/conll_2003_ner .venv/bin/python benchmarks/accuracy.py --report
 
 Each row writes benchmarks/results/ROW.json; ``--from-run FOLDER`` scores a model that `train` (or the notebook)
@@ -259,13 +259,18 @@ def base_rows(rows: dict) -> tuple[list[str], str]:
     return lines, summary
 
 
-BASE_NOTES = {  # what each base-sized row shared the CPU with; F1 is not affected (the runs are deterministic)
+BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F1 is not affected (deterministic runs)
     "mpnet-lr5e5-s0": "`mpnet-lr5e5-s0` ran while this module was being cleaned up (its JSON still lists the removed "
                       "knobs, all off, and records the config of that moment). It shared the CPU with unit-test runs "
                       "and a code review during its first three epochs, which took 1,333, 2,017 and 1,593 s against "
                       "1,239 s for the fourth, alone: its training seconds are high by about 20 minutes.",
-    "mpnet-lr5e5-s42": "`mpnet-lr5e5-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; it ran "
-                       "alone apart from a few seconds of small, niced tests and reproductions.",
+    "mpnet-lr5e5-s42": "`mpnet-lr5e5-s42` was the notebook's own run while lr 5e-5 was the recipe (`make notebook`; its "
+                       "rendering was committed in 4f04627), scored with `--from-run`; it ran alone apart from a few seconds of small, "
+                       "niced tests and reproductions.",
+    "mpnet-lr1e4-s0": "`mpnet-lr1e4-s0`'s epochs took 1,295, 1,164, 1,345 and 1,294 s (epochs 1-2 in one process; 3-4 "
+                      "after `--resume`, alone on the CPU).",
+    "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; its fourth "
+                       "epoch shared the CPU with a CI run (its seconds are high by several minutes).",
 }
 
 
