@@ -269,6 +269,8 @@ BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F
                        "niced tests and reproductions.",
     "mpnet-lr1e4-s0": "`mpnet-lr1e4-s0`'s epochs took 1,295, 1,164, 1,345 and 1,294 s (epochs 1-2 in one process; 3-4 "
                       "after `--resume`, alone on the CPU).",
+    "mpnet-lr1e4-s1": "`mpnet-lr1e4-s1` ran in one process, alone on the CPU; its epochs took 1,146, 1,315, 1,350 and "
+                      "1,330 s.",
     "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; its fourth "
                        "epoch shared the CPU with a CI run (its seconds are high by several minutes).",
 }
