@@ -240,7 +240,8 @@ def base_rows(rows: dict) -> tuple[list[str], str]:
                      f"{' / '.join(f'{100 * f:.2f}' for f in r['testa_f1_per_epoch'])} | {r['best_epoch']} | "
                      f"{r.get('precision', '')} | {r['train_seconds']:.0f} | {r['tokens_per_second']:.0f} | "
                      f"{'`--from-run` ' + r['trained_by'] if r.get('trained_by') else 'accuracy.py'}{resumed(r)} |")
-    lines += ["", " ".join(text for name, text in BASE_NOTES.items() if name in rows)]
+    lines += ["", " ".join(text.format(s=[f"{t:,.0f}" for t in rows[name].get("epoch_seconds", [])])
+                           for name, text in BASE_NOTES.items() if name in rows)]
     grid = {g: rows[f"{g}-s{GRID_SEED}"]["testa"] for g in BASE if f"{g}-s{GRID_SEED}" in rows}
     if not grid:
         return lines, ""
@@ -259,18 +260,19 @@ def base_rows(rows: dict) -> tuple[list[str], str]:
     return lines, summary
 
 
-BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F1 is not affected (deterministic runs)
+BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F1 is not affected (deterministic runs);
+    # {s[i]} is epoch i's seconds, read from the row's JSON
     "mpnet-lr5e5-s0": "`mpnet-lr5e5-s0` ran while this module was being cleaned up (its JSON still lists the removed "
                       "knobs, all off, and records the config of that moment). It shared the CPU with unit-test runs "
-                      "and a code review during its first three epochs, which took 1,333, 2,017 and 1,593 s against "
-                      "1,239 s for the fourth, alone: its training seconds are high by about 20 minutes.",
+                      "and a code review during its first three epochs, which took {s[0]}, {s[1]} and {s[2]} s against "
+                      "{s[3]} s for the fourth, alone: its training seconds are high by about 20 minutes.",
     "mpnet-lr5e5-s42": "`mpnet-lr5e5-s42` was the notebook's own run while lr 5e-5 was the recipe (`make notebook`; its "
                        "rendering was committed in 4f04627), scored with `--from-run`; it ran alone apart from a few seconds of small, "
                        "niced tests and reproductions.",
-    "mpnet-lr1e4-s0": "`mpnet-lr1e4-s0`'s epochs took 1,295, 1,164, 1,345 and 1,294 s (epochs 1-2 in one process; 3-4 "
+    "mpnet-lr1e4-s0": "`mpnet-lr1e4-s0`'s epochs took {s[0]}, {s[1]}, {s[2]} and {s[3]} s (epochs 1-2 in one process; 3-4 "
                       "after `--resume`, alone on the CPU).",
-    "mpnet-lr1e4-s1": "`mpnet-lr1e4-s1` ran in one process, alone on the CPU; its epochs took 1,146, 1,315, 1,350 and "
-                      "1,330 s.",
+    "mpnet-lr1e4-s1": "`mpnet-lr1e4-s1` ran in one process, alone on the CPU; its epochs took {s[0]}, {s[1]}, {s[2]} "
+                      "and {s[3]} s.",
     "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; its fourth "
                        "epoch shared the CPU with a CI run (its seconds are high by several minutes).",
 }
