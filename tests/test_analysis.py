@@ -62,10 +62,13 @@ def test_summary_and_sota_tables():
     metrics = {"model": "m", "train_seconds": 120, "testa": scores, "testb": scores}
     table = nu.summary_table(metrics)
     assert table.loc["eng.testb", "F1"] == 100.0 and table.loc["eng.testa", "training time"] == "2.0 min"
-    sota = nu.sota_table(0.9, "m", 22_000_000)
-    assert sota["eng.testb F1"].is_monotonic_decreasing
-    assert sota.loc[sota["work"] == "this run", "eng.testb F1"].item() == 90.0
-    assert len(sota) == len(nu.SOTA) + 1
+    sota = nu.sota_table({"f1": 0.9, "low": 0.89, "high": 0.91}, "m", 22_000_000)
+    assert len(sota) == len(nu.SOTA) + 1 and sota.index.name is None
+    assert sota.iloc[0]["work"] == "Devlin et al. (2019)"  # the BERT paper first, the groups in the report's order
+    assert list(dict.fromkeys(sota.index)) == ["the BERT paper", "bert-base-cased reproductions", "the top", "earlier",
+                                               "this notebook"]
+    ours = sota.loc["this notebook"]
+    assert (ours["eng.testb F1"], ours["system"]) == (90.0, "m, 22M") and "89.00-91.00" in ours["how obtained"]
 
 
 def test_plots_return_figures(tiny):
@@ -123,23 +126,33 @@ def test_entity_html_colours_each_span_and_escapes_text():
     assert nu.entity_html(["a"], ["O"]) == "a"
     sentences = [_s("a b", ["B-PER", "O"]), _s("c d", ["O", "O"])]
     table = nu.error_examples_html(sentences, [["B-PER", "O"], ["B-ORG", "O"]])
-    assert table.count("<tr>") == 2 and "#1" in table and ">ORG</span>" in table
+    assert table.count("<tr>") == 2 and ">1</td>" in table and ">ORG</span>" in table
 
 
-def test_sota_table_marks_train_plus_dev_rows_and_parameters_to_one_decimal():
-    sota = nu.sota_table(0.9, "m", 22_566_000)
-    assert sota.loc[sota["work"] == "Akbik et al. (2018)", "trained on"].item() == "train+dev"
-    assert sota.loc[sota["work"] == "this run", "model"].item() == "m, 22.6M parameters"
+def test_every_published_row_says_how_its_figure_was_obtained_and_its_conditions():
+    sota = nu.sota_table({"f1": 0.9, "low": 0.89, "high": 0.91}, "m")
+    assert sota["how obtained"].str.len().min() > 0 and set(sota["context"]) <= {"document", "sentence", "not stated"}
+    flair = sota[sota["work"] == "Akbik et al. (2018)"].iloc[0]
+    assert flair["trained on"].startswith("train+dev") and flair["how obtained"] == "mean of 5 runs"
+    assert "weighted" in sota[sota["work"] == "kamalkraj (2019)"].iloc[0]["how obtained"]
 
 
-def test_benchmark_runs_reads_the_accuracy_results(tmp_path):
-    import json
-    for seed, (a, b) in enumerate([(0.94, 0.896), (0.939, 0.8972)]):
-        (tmp_path / f"final6-s{seed}.json").write_text(json.dumps({"config": {"seed": seed}, "testa": a, "testb": b}))
-    (tmp_path / "other.json").write_text("{}")
-    runs = nu.benchmark_runs(tmp_path, "final6-s")
-    assert runs["run"].tolist() == ["final6-s0", "final6-s1"] and runs["testb F1"].tolist() == [89.6, 89.72]
-    assert len(nu.benchmark_runs(tmp_path / "absent")) == 0
+def test_sota_comparison_says_above_or_below_only_where_the_interval_excludes_the_figure():
+    wide = nu.sota_comparison(0.957, {"f1": 0.9156, "low": 0.905, "high": 0.925})
+    assert "0.84 points below" in wide and "**level with** BERT-base" in wide and "0.70 points below on eng.testa" in wide
+    narrow = nu.sota_comparison(0.957, {"f1": 0.9156, "low": 0.913, "high": 0.919})
+    assert "**below** BERT-base" in narrow and "This run is above 91.20 (kermitt2, bert-base-cased + CRF: mean of 10 runs; " \
+        "best run 91.68)" in narrow and "level with 91.20" in wide
+    assert "This run is 3.04 points below ACE, concatenated embeddings (94.6)" in wide
+    assert nu.versus({"low": 0.9, "high": 0.92}, 91.0) == "level with"
+    assert nu.versus({"low": 0.9, "high": 0.92}, 92.5) == "below" and nu.versus({"low": 0.9, "high": 0.92}, 89.0) == "above"
+
+
+def test_conclusion_names_the_bert_paper_the_reproductions_and_the_top():
+    text = nu.conclusion({"testb_f1": 0.9156}, {"f1": 0.9156, "low": 0.91, "high": 0.92})
+    assert text.startswith("On eng.testb that is 0.84 points below BERT-base in the BERT paper (92.4")
+    assert "level with the mean of ten sentence-level bert-base-cased + CRF runs (91.20)" in text
+    assert "3.04 points below the best system in the table (Wang, X. et al. (2021), 94.6)" in text
 
 
 def test_confusion_pairs_add_both_directions():
@@ -170,20 +183,103 @@ def test_a_wrong_boundary_shows_the_longest_overlap_then_the_leftmost_whatever_t
     assert seen == {"b c\n"}
 
 
-def test_results_table_counts_this_run_as_a_seed_only_at_the_rows_precision(tmp_path):
+def _write_rows(folder, name, runs, precision="no"):
     import json
-    for seed, (a, b) in enumerate([(0.95, 0.91), (0.94, 0.92)]):
-        (tmp_path / f"r-s{seed}.json").write_text(json.dumps(
+    for seed, (a, b) in runs.items():
+        (folder / f"{name}-s{seed}.json").write_text(json.dumps(
             {"config": {"seed": seed}, "testa": a, "testb": b, "testa_argmax": a - 0.01, "testb_argmax": b - 0.01,
-             "precision": "no", "train_seconds": 600}))
+             "precision": precision, "train_seconds": 600}))
+
+
+def test_results_table_counts_this_run_as_a_seed_only_at_the_rows_precision(tmp_path):
+    _write_rows(tmp_path, "r", {0: (0.95, 0.91), 1: (0.94, 0.92)})
     run = {"config": {"seed": 42}, "testa_f1": 0.96, "testb_f1": 0.93, "precision": "no", "train_seconds": 1200}
     rows = [("model", "r", ""), ("argmax", "r", "argmax"), ("absent", "x", "")]
     table = nu.results_table(rows, tmp_path, this_run=("r", run))
-    assert table.index.tolist() == ["model", "argmax"]  # a row not run is left out
+    assert table.index.tolist() == ["model", "argmax"] and table.index.name is None  # no row not run, no empty header
     assert table.loc["model", "seeds"] == 3 and table.loc["model", "eng.testb F1"] == "92.00 ± 1.00"
-    assert table.loc["model", "training (min)"] == 13.3
+    assert table.loc["model", "mixed precision"] == "none (fp32)"
     assert table.loc["argmax", "seeds"] == 2 and table.loc["argmax", "eng.testa F1"] == "93.50 ± 0.71"
     fp16 = nu.results_table(rows, tmp_path, this_run=("r", run | {"precision": "fp16"}))  # a GPU run: not the same
-    assert fp16.loc["model", "seeds"] == 2 and fp16.loc["model", "training (min)"] == 10.0
+    assert fp16.loc["model", "seeds"] == 2
     again = nu.results_table(rows, tmp_path, this_run=("r", run | {"config": {"seed": 1}}))  # its seed has a file
     assert again.loc["model", "seeds"] == 2 and again.loc["model", "eng.testb F1"] == "91.50 ± 0.71"
+    single = nu.results_table([("one", "r-s0", "")], tmp_path)
+    assert single.loc["one", "eng.testb F1"] == "91.00"  # one seed is shown as itself, no ± and no range
+
+
+def _metrics(recipe="base", precision="bf16", seed=42, **config):
+    fields = {name: getattr(nu.RECIPES[recipe], name) for name in nu.RECIPE_FIELDS}
+    return {"recipe": recipe, "precision": precision, "testa_f1": 0.96, "testb_f1": 0.92, "train_seconds": 60,
+            "config": fields | {"seed": seed, "max_train_sentences": None, "max_eval_sentences": None} | config}
+
+
+def test_follows_recipe_is_false_for_capped_or_changed_runs():
+    assert nu.follows_recipe(_metrics())
+    assert not nu.follows_recipe(_metrics(max_train_sentences=300))
+    assert not nu.follows_recipe(_metrics(lr=3e-5)) and not nu.follows_recipe(_metrics(recipe="conservative") | {
+        "recipe": "nonexistent"})
+
+
+def test_ablation_and_seed_tables_place_this_run_by_recipe_and_precision(tmp_path):
+    _write_rows(tmp_path, "mpnet-lr1e4", {0: (0.957, 0.9155), 42: (0.9572, 0.9156)})
+    table = nu.ablation_table(_metrics(), tmp_path)
+    assert table.loc["the same in bf16", "seeds"] == 1 and table.loc["the same in bf16", "eng.testb F1"] == "92.00"
+    assert table.loc[nu.ABLATION[7][0], "seeds"] == 2  # the fp32 line does not take a bf16 run
+    assert "the same in bf16" not in nu.ablation_table(_metrics(max_eval_sentences=10), tmp_path).index
+    seeds = nu.seed_table(_metrics(), tmp_path)
+    assert seeds["seed"].tolist() == [0, 42, 42] and seeds[""].tolist() == ["", "", "this run"]
+    assert seeds["mixed precision"].tolist() == ["none (fp32)", "none (fp32)", "bf16"]
+    assert len(nu.seed_table(_metrics(precision="no"), tmp_path)) == 2  # the same seed and precision: already there
+    assert len(nu.seed_table(_metrics(), tmp_path / "absent")) == 1
+
+
+def test_run_summary_says_what_ran_and_why(tmp_path):
+    metrics = _metrics() | {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True,
+                            "asked": "bert-base-cased"}
+    text = nu.run_summary(metrics)
+    assert text.startswith("**This rendering** fine-tuned **all-mpnet-base-v2**: span F1 **96.00** on eng.testa")
+    assert "`bert-base-cased`, which could not be loaded" in text and "108.9M parameters" in text and "not BERT" in text
+    own = nu.run_summary(metrics | {"model": "bert-base-cased", "fallback": False})
+    assert "fell back" not in own and "short check" not in own
+    assert "a short check only** (300 training sentences, 1 epoch(s))" in nu.run_summary(
+        _metrics(max_train_sentences=300, epochs=1) | {"model": "m"})
+
+
+def test_runtime_config_applies_the_output_folder_and_the_environment(monkeypatch):
+    from pathlib import Path
+    config = nu.TrainConfig(model="bert-base-cased")
+    for var in ("NER_MODEL", "NER_EPOCHS"):
+        monkeypatch.delenv(var, raising=False)
+    plain = nu.runtime_config(config, {"output_dir": Path("out/x"), "smoke": False})
+    assert (plain.output_dir, plain.model, plain.epochs, plain.max_train_sentences) == ("out/x", "bert-base-cased", None,
+                                                                                       None)
+    monkeypatch.setenv("NER_MODEL", "m")
+    monkeypatch.setenv("NER_EPOCHS", "2")
+    short = nu.runtime_config(config, {"output_dir": Path("o"), "smoke": True})
+    assert (short.model, short.epochs, short.max_train_sentences, short.max_eval_sentences) == ("m", 2, 300, 300)
+
+
+def test_show_code_shows_the_live_source_as_plain_text():
+    from IPython.core.formatters import DisplayFormatter
+    data, _ = DisplayFormatter().format(nu.show_code(nu.align_labels, nu.get_spans))
+    assert data["text/plain"].startswith("def align_labels(") and "\n\n\ndef get_spans(" in data["text/plain"]
+    assert "align_labels" in data["text/html"]
+
+
+def test_error_groups_and_unseen_names():
+    train = [_s("Leeds beat Hull", ["B-ORG", "O", "B-ORG"]), _s("in Paris", ["O", "B-LOC"])]
+    test = [_s("JAPAN GET LUCKY WIN", ["B-LOC", "O", "O", "O"]), _s("Leeds 2 Bury 1 .", ["B-ORG", "O", "B-ORG", "O", "O"]),
+            _s("Paris and Rome", ["B-LOC", "O", "B-LOC"])]
+    pred = [["O", "O", "O", "O"], ["B-LOC", "O", "B-ORG", "O", "O"], ["B-LOC", "O", "B-LOC"]]
+    assert [nu.is_all_caps(s) for s in test] == [True, False, False]
+    assert [nu.is_results_line(s) for s in test] == [False, True, False]
+    assert not nu.is_all_caps(_s("EU", ["B-ORG"])) and not nu.is_results_line(_s("in 1996 .", ["O", "O", "O"]))
+    groups = nu.scores_by_group(test, pred, {"all-caps": nu.is_all_caps})
+    assert groups.loc["all-caps"].tolist() == [1, 1, 1, 0.0] and groups.loc["not all-caps", "span errors"] == 1
+    assert groups.loc["not all-caps", "F1"] == 75.0
+    unseen = nu.unseen_entities(train, {"t": test})
+    assert unseen.loc["LOC", "t"] == 66.7 and unseen.loc["ORG", "t"] == 50.0 and unseen.loc["all", "t"] == 60.0
+    assert unseen.loc["PER", "t"] == 0.0  # no PER entity: 0, not a division by zero
+    recall = nu.recall_by_novelty(train, test, pred)
+    assert recall.loc["seen in eng.train"].tolist() == [2, 1, 50.0] and recall.loc["unseen"].tolist() == [3, 2, 66.67]

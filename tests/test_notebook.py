@@ -37,8 +37,8 @@ def test_the_first_code_cell_is_a_short_bootstrap_that_needs_nothing_but_python(
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported - set(sys.stdlib_module_names) == {"google", "ner_utils"}
     assert len(setup_cell().splitlines()) <= 25
-    assert setup_cell().rstrip().endswith("RUNTIME = nu.prepare_runtime(use_drive=USE_DRIVE)  # the data (a file picker "
-                                          "if missing), the GPU, the output folder")
+    assert setup_cell().rstrip().endswith("RUNTIME = nu.prepare_runtime()  # the data (a file picker if missing), the "
+                                          "GPU, the output folder (Drive on Colab)")
 
 
 def test_nbval_markers_are_cell_tags_not_comment_lines():
@@ -96,12 +96,13 @@ def run_setup(monkeypatch, tmp_path, *, colab: Colab | None, hub: bool = False, 
     monkeypatch.setattr(socket, "create_connection", connect)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Tesla T4")
-    for var in ("CONLL_DIR", "NER_OUTPUT", "NER_SMOKE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    for var in ("CONLL_DIR", "NER_OUTPUT", "NER_SMOKE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT",
+                "HTTPS_PROXY", "https_proxy"):  # the probe goes straight to the hub, to the faked connection
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(nu, "DEFAULT_DATA_DIR", tmp_path / "content" / "conll_2003_ner")  # not the repository's
     monkeypatch.setattr(sys, "path", list(sys.path))
     namespace: dict = {}
-    source = setup_cell().replace("USE_DRIVE = True", f"USE_DRIVE = {use_drive}")
+    source = setup_cell().replace("nu.prepare_runtime()", f"nu.prepare_runtime(use_drive={use_drive})")
     exec(compile(source, "setup-cell", "exec"), namespace)
     return namespace, [" ".join(map(str, c)) for c in pip_calls]
 
@@ -231,3 +232,30 @@ def test_the_notebook_replay_uses_the_embedded_model_and_cannot_reach_the_hub(tm
     plain = subprocess.run([sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env | {"HF_HUB_OFFLINE": "1"},
                            capture_output=True, text=True, timeout=300)
     assert "LOADED bert-base-cased" in plain.stdout, plain.stderr[-2000:]
+
+
+def test_the_code_on_the_page_is_the_live_module_and_the_replay_compares_it():
+    """Cells that show the module's source are compared by the replay (nbval-check-output), and what the committed
+    rendering shows is today's source, text for text: a change to a shown function without a re-render fails here."""
+    import ast
+
+    from IPython.core.formatters import DisplayFormatter
+
+    shown, checked = [], 0
+    for cell in notebook_cells():
+        source = "".join(cell["source"])
+        tags = cell.get("metadata", {}).get("tags", [])
+        checked += "nbval-check-output" in tags
+        if cell["cell_type"] != "code" or "nu.show_code(" not in source:
+            continue
+        assert "nbval-check-output" in tags
+        call = ast.parse(source).body[-1].value
+        functions = [getattr(nu, arg.attr) for arg in call.args]
+        shown += [f.__name__ for f in functions]
+        live = DisplayFormatter().format(nu.show_code(*functions))[0]["text/plain"]
+        outputs = [o for o in cell["outputs"] if o.get("output_type") == "execute_result"]
+        assert outputs and "".join(outputs[0]["data"]["text/plain"]) == live, f"stale source shown: {shown[-1]}"
+    assert {"parse_conll", "iob1_to_iob2", "align_labels", "train_epoch", "train_step", "viterbi_decode", "get_spans",
+            "span_scores"} <= set(shown)
+    lines = sum(len(__import__("inspect").getsource(getattr(nu, name)).splitlines()) for name in shown)
+    assert 100 <= lines <= 220 and checked >= 5

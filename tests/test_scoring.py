@@ -134,3 +134,10 @@ def test_agrees_with_seqeval_default_mode_on_corrupted_copies_of_testb_in_iob2(r
             assert ours[kind]["gold"] == theirs[kind]["support"]
             for ours_key, their_key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
                 assert ours[kind][ours_key] == pytest.approx(theirs[kind][their_key], abs=1e-12)
+
+
+def test_span_scores_says_how_it_reads_e_and_s_tags():
+    """Not 'as conlleval reads them': conlleval.pl knows no S-; the chunks are get_spans's (IOBES-aware)."""
+    doc = nu.span_scores.__doc__
+    assert "as conlleval reads them" not in doc and "get_spans" in doc and "S-" in doc
+    assert nu.span_scores([["S-PER", "S-PER"]], [["B-PER", "I-PER"]])["overall"]["correct"] == 0

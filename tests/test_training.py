@@ -529,10 +529,10 @@ def test_the_schedule_does_not_move_when_the_loss_scaler_skips_a_step():
         optimizer=SimpleNamespace(step=scaler.step, zero_grad=lambda set_to_none: None),
         scheduler=SimpleNamespace(step=lambda: scheduled.append(scaler.calls)))
     for _ in range(5):
-        nu._train_step(run, {})
+        nu.train_step(run, {})
     assert scheduled == [1, 4, 5]
     run.acc.scaler = None
-    nu._train_step(run, {})
+    nu.train_step(run, {})
     assert scheduled == [1, 4, 5, 6]  # no scaler (bf16, fp32): every step moves the schedule
 
 
@@ -581,12 +581,12 @@ def test_train_reads_raw_iob1_splits_as_load_conll2003_does(tmp_path, tiny_model
 
 def test_a_checkpoint_of_the_version_before_resumes_and_one_with_a_removed_knob_does_not(tmp_path, tiny_model_dir,
                                                                                           monkeypatch):
-    """A checkpoint written before precision and processes were recorded (and with the removed knobs at their
-    defaults) still resumes; one that trained with a removed knob is another run."""
+    """A checkpoint written before precision, processes and the model folder's fingerprint were recorded (and with the
+    removed knobs at their defaults) still resumes; one that trained with a removed knob is another run."""
     _disconnect_after_first_epoch(monkeypatch, _config(tiny_model_dir, tmp_path / "r"))
     state_file = tmp_path / "r" / "checkpoint-last" / "state.json"
     state = json.loads(state_file.read_text())
-    for key in ("precision", "processes"):
+    for key in ("precision", "processes", "model_files"):
         del state["identity"][key]
     state["identity"] |= {"context_epochs": None, "average_last": 0, "context_pieces": None}
     state_file.write_text(json.dumps(state))
@@ -606,3 +606,42 @@ def test_a_model_saved_with_the_removed_context_cap_is_refused(tmp_path, tiny_mo
     for fallback in (False, True):  # refused, never swapped for an offline checkpoint
         with pytest.raises(nu.ModelLoadError, match="older ner_utils with a cap on context word pieces"):
             nu.load_model(str(tmp_path / "m"), fallback=fallback)
+
+
+def test_a_model_folder_whose_weights_changed_does_not_resume(tmp_path, tiny_model_dir, monkeypatch):
+    """The checkpoint records a fingerprint of a local model folder (config.json, weight files' sizes and times): the
+    same path with other weights is another run, refused by resume=True and restarted by resume="auto"."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    _disconnect_after_first_epoch(monkeypatch, _config(folder, tmp_path / "r"))
+    weights = load_file(str(folder / "model.safetensors"))
+    save_file({k: v + 0.01 for k, v in weights.items()}, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(nu.CheckpointError,
+                       match=r"belongs to another run \(model_files: checkpoint '[0-9a-f]+' vs this run '[0-9a-f]+'\)"):
+        nu.train(_config(folder, tmp_path / "r"), synthetic_splits(), resume=True)
+    assert nu.train(_config(folder, tmp_path / "r"), synthetic_splits(), resume="auto").resumed_from_epoch == 0
+
+
+def test_metrics_json_is_replaced_whole_or_not_at_all(tmp_path, tiny_model_dir, monkeypatch):
+    """A process killed while writing metrics.json leaves the earlier one readable (the notebook's summary reads it)."""
+    nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1), synthetic_splits())
+    metrics = tmp_path / "r" / "metrics.json"
+    before = json.loads(metrics.read_text())
+    real_write_text = Path.write_text
+
+    def killed_halfway(path, text, *args, **kwargs):
+        if path.name.startswith("metrics.json"):
+            real_write_text(path, text[:len(text) // 2], *args, **kwargs)
+            raise KeyboardInterrupt("killed while writing")
+        return real_write_text(path, text, *args, **kwargs)
+    monkeypatch.setattr(Path, "write_text", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):  # resumed after its last epoch: only the final save and metrics.json
+        nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1), synthetic_splits(), resume=True)
+    assert json.loads(metrics.read_text()) == before
+    monkeypatch.setattr(Path, "write_text", real_write_text)
+    nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1), synthetic_splits(), resume=True)
+    assert json.loads(metrics.read_text())["resumed_from_epoch"] == 1 and not list((tmp_path / "r").glob("*.tmp"))
