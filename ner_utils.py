@@ -770,15 +770,20 @@ def _is_leftover(tmp: Path, prefix: str) -> bool:
     if pid.isdigit() and host == _run_tag().partition("@")[2] and os.name != "nt":  # on Windows os.kill would kill
         try:
             os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            return True
+        except ProcessLookupError:  # gone, and not just started in another PID namespace with the same host name
+            return _age_seconds(tmp) > 600
         except OSError:  # PermissionError: it runs, as another user
             pass
         return False
+    return _age_seconds(tmp) > LEFTOVER_HOURS * 3600
+
+
+def _age_seconds(path: Path) -> float:
+    """Seconds since ``path`` last changed (0 if it is gone)."""
     try:
-        return time.time() - tmp.stat().st_mtime > LEFTOVER_HOURS * 3600
+        return time.time() - path.stat().st_mtime
     except OSError:
-        return False
+        return 0.0
 
 
 def _remove_leftovers(folder: Path) -> None:
@@ -861,8 +866,11 @@ def _hub_unreachable_reason(timeout: float = 3.0) -> str | None:
 
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     host, port = endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    proxy = None if proxy_bypass(host) else getproxies().get(endpoint.scheme or "https")
+    proxies = getproxies()
+    proxy = None if proxy_bypass(host) else proxies.get(endpoint.scheme or "https") or proxies.get("all")
     via = urlparse(proxy if "://" in proxy else f"http://{proxy}") if proxy else None
+    if via is not None and via.scheme != "http":
+        return None  # an https:// or socks proxy: huggingface_hub decides when it downloads
     try:
         if via is None:
             socket.create_connection((host, port), timeout=timeout).close()
@@ -1149,7 +1157,10 @@ def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".save-", dir=folder) as staging:  # the model may come from ``folder``
+    for tmp in folder.glob(".save-*.tmp"):  # what a killed save left
+        if _is_leftover(tmp, ".save-"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f".save-{_run_tag()}.", suffix=".tmp", dir=folder) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         if uses_word_shapes(model):  # also on its own, as older copies of ner_utils read it
@@ -1512,9 +1523,9 @@ def data_fingerprint(splits: dict[str, Sequence[Sentence]]) -> str:
 
 
 def model_fingerprint(name_or_path: str) -> str | None:
-    """A short SHA-256 of a local model folder's config.json and its weight files' names, sizes and modification times,
-    to tell a folder whose weights changed from the one a checkpoint began with; None for a hub name or an offline
-    checkpoint (reinstalled, with new times, after a Colab restart; all-mpnet-base-v2's weights are checked anyway)."""
+    """A short SHA-256 of a local model folder's config.json and its weight files' names, sizes, first and last MB, to
+    tell a folder whose weights changed from the one a checkpoint began with (a copy of the same files matches); None
+    for a hub name or an offline checkpoint (all-mpnet-base-v2's weights are checked at load anyway)."""
     import hashlib
 
     folder = Path(name_or_path).expanduser()
@@ -1523,8 +1534,12 @@ def model_fingerprint(name_or_path: str) -> str | None:
     config = folder / "config.json"
     digest = hashlib.sha256(config.read_bytes() if config.is_file() else b"")
     for weights in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
-        stat = weights.stat()
-        digest.update(f"\x00{weights.name} {stat.st_size} {stat.st_mtime_ns}".encode())
+        size = weights.stat().st_size
+        digest.update(f"\x00{weights.name} {size}\x00".encode())
+        with weights.open("rb") as f:
+            digest.update(f.read(2**20))
+            f.seek(max(0, size - 2**20))
+            digest.update(f.read(2**20))
     return digest.hexdigest()[:16]
 
 
@@ -2035,6 +2050,9 @@ def _document_counts(gold: Sequence[Sentence], preds: Sequence[Sequence[Sequence
         raise ValueError(f"{len(gold)} gold sentences but {[len(p) for p in preds]} predicted; expected the same, "
                          "at least one")
     docs = {d: i for i, d in enumerate(sorted({s.doc for s in gold}))}
+    if len(docs) < 2:
+        raise ValueError(f"all {len(gold)} sentences are in one document: resampling documents needs at least 2 "
+                         "(Sentence.doc; read_conll numbers them at each -DOCSTART-)")
     n_gold, counts = np.zeros(len(docs)), np.zeros((len(preds), len(docs), 2))
     for j, s in enumerate(gold):
         spans = set(get_spans(s.tags))
@@ -2075,7 +2093,7 @@ def paired_bootstrap(gold: Sequence[Sentence], pred_a: Sequence[Sequence[str]], 
     """F1(a) - F1(b) on the same test set, with a paired bootstrap interval over documents.
 
     Both systems are scored on each resample. Returns {"difference", "low", "high", "a_better"}: the observed
-    difference, its interval (fractions) and the share of resamples on which a scored higher.
+    difference, its interval (fractions) and the share of resamples on which a scored higher (ties count half).
     """
     import numpy as np
 
@@ -2084,12 +2102,14 @@ def paired_bootstrap(gold: Sequence[Sentence], pred_a: Sequence[Sequence[str]], 
     diff, tail = f1[:, 0] - f1[:, 1], 100 * (1 - level) / 2
     observed = [span_scores([s.tags for s in gold], p)["overall"]["f1"] for p in (pred_a, pred_b)]
     return {"difference": observed[0] - observed[1], "low": float(np.percentile(diff, tail)),
-            "high": float(np.percentile(diff, 100 - tail)), "a_better": float((diff > 0).mean())}
+            "high": float(np.percentile(diff, 100 - tail)),
+            "a_better": float((diff > 0).mean() + (diff == 0).mean() / 2)}
 
 
 def versus(interval: dict[str, float], published: float) -> str:
-    """"above", "below" or "level with" a published F1 (in %): "level with" when it lies inside the interval."""
-    low, high = 100 * interval["low"], 100 * interval["high"]
+    """"above", "below" or "level with" a published F1 (in %): "level with" when it lies inside the interval (both
+    rounded to two decimals, as they are printed)."""
+    low, high, published = round(100 * interval["low"], 2), round(100 * interval["high"], 2), round(published, 2)
     return "above" if published < low else "below" if published > high else "level with"
 
 
@@ -2366,38 +2386,48 @@ SOTA = [
 SOTA_COLUMNS = ["", "work", "system", "eng.testb F1", "how obtained", "context", "trained on", "source"]
 
 
-def sota_table(interval: dict[str, float], model: str, parameters: int | None = None) -> "pd.DataFrame":
-    """The published figures (``SOTA``) in their groups, then this run with its 95% interval (``bootstrap_f1``)."""
+def sota_table(interval: dict[str, float], model: str, parameters: int | None = None,
+               context: int = 0) -> "pd.DataFrame":
+    """The published figures (``SOTA``) in their groups, then this run (``context``: its words of document context)
+    with its 95% interval (``bootstrap_f1``)."""
     import pandas as pd
 
     size = f", {parameters / 1e6:.0f}M" if parameters else ""
     ours = ("this notebook", "this run", f"{model}{size}", round(100 * interval["f1"], 2),
-            f"one run; 95% interval {100 * interval['low']:.2f}-{100 * interval['high']:.2f}", "sentence", "train",
+            f"one run; 95% interval {100 * interval['low']:.2f}-{100 * interval['high']:.2f}",
+            "document" if context else "sentence", "train",
             "section 6")
     return pd.DataFrame(SOTA + [ours], columns=SOTA_COLUMNS).set_index("").rename_axis(None)
 
 
-def _gap(ours: float, published: float) -> str:
-    return f"{abs(ours - published):.2f} points {'below' if ours < published else 'above'}"
-
-
 def sota_comparison(testa_f1: float, interval: dict[str, float]) -> str:
-    """Markdown: this run against the BERT paper, the reproductions and the top; "above" or "below" a published
-    figure only where the 95% interval of this run's eng.testb F1 excludes it, else "level with"."""
+    """Markdown: this run against the BERT paper, the reproductions and the top, with signed gaps; "above" or "below" a
+    published figure only where the 95% interval of this run's eng.testb F1 excludes it, else "level with"."""
     tb, ta = 100 * interval["f1"], 100 * testa_f1
     span = f"{100 * interval['low']:.2f}-{100 * interval['high']:.2f}"
-    base, large = SOTA[0], SOTA[1]
-    lines = [f"- **The BERT paper.** BERT-base scored {base[3]} on eng.testb and 96.4 on eng.testa (mean of 5 restarts, "
-             f"with document context). This run is {_gap(tb, base[3])} on eng.testb and {_gap(ta, 96.4)} on eng.testa; "
-             f"its 95% interval on eng.testb ({span}) puts it **{versus(interval, base[3])}** BERT-base there. "
-             f"BERT-large: {large[3]} and 96.6, so {_gap(tb, large[3])} and {_gap(ta, 96.6)}."]
+    lines = []
+    for row, dev in ((SOTA[0], 96.4), (SOTA[1], 96.6)):
+        lines.append(f"- **{row[2].split(',')[0]} in the BERT paper**: {row[3]} on eng.testb and {dev} on eng.testa (mean "
+                     f"of 5 restarts, with document context). This run: {tb - row[3]:+.2f} and {ta - dev:+.2f} points; "
+                     f"with its 95% interval on eng.testb ({span}) it is **{versus(interval, row[3])}** {row[2].split(',')[0]}.")
     repro = [row for row in SOTA if row[0] == "bert-base-cased reproductions"]
     lines.append("- **Sentence-level bert-base-cased reproductions.** This run is " + "; ".join(
-        f"{versus(interval, row[3])} {row[3]:.2f} ({row[1].split(' (')[0]}, {row[2]}: {row[4]})" for row in repro) + ".")
+        f"**{versus(interval, row[3])}** {row[3]:.2f} ({row[1].split(' (')[0]}, {row[2]}: {row[4]})" for row in repro) + ".")
     top = [row for row in SOTA if row[0] == "the top"]
-    lines.append("- **The top.** This run is " + "; ".join(f"{_gap(tb, row[3])} {row[2]} ({row[3]})" for row in top)
+    lines.append("- **The top.** This run is " + "; ".join(
+        f"**{versus(interval, row[3])}** {row[2]} ({row[3]}; {tb - row[3]:+.2f})" for row in top)
                  + ". All three read document context, and LUKE-large and XLM-R large are 4-5 times BERT-base's size.")
     return "\n".join(lines)
+
+
+def conclusion(metrics: dict[str, Any], interval: dict[str, float]) -> str:
+    """One sentence: this run against BERT-base in the BERT paper, the mean of ten bert-base-cased runs and the top."""
+    tb = 100 * metrics["testb_f1"]
+    bert, crf, top = SOTA[0], SOTA[2], max(SOTA, key=lambda row: row[3])
+    return (f"On eng.testb that is {tb - bert[3]:+.2f} points from BERT-base in the BERT paper ({bert[3]}, with document "
+            f"context; **{versus(interval, bert[3])}** it given this run's 95% interval), **{versus(interval, crf[3])}** "
+            f"the mean of ten sentence-level {crf[2]} runs ({crf[3]:.2f}), and {tb - top[3]:+.2f} points from the best "
+            f"system in the table ({top[2].split(',')[0]}, {top[3]}).")
 
 
 def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
@@ -2447,6 +2477,11 @@ ABLATION = [
 ]
 
 
+def _row_precision(row: dict[str, Any]) -> str:
+    """The mixed precision a stored row trained in (older rows record only their config's)."""
+    return row.get("precision") or row.get("config", {}).get("mixed_precision", "no")
+
+
 def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLike | None = None,
                   this_run: tuple[str, dict] | None = None) -> "pd.DataFrame":
     """One line per (label, row name, decoding) of benchmarks/accuracy.py: the number of seeds, eng.testa and eng.testb
@@ -2465,11 +2500,11 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
     for label, name, decode in rows:
         runs = result_files(folder, f"{name}.json", f"{name}-s*.json")
         if this_run and this_run[0] == name and not decode and this_run[1]["config"]["seed"] not in {
-                r["config"]["seed"] for r in runs} and {r.get("precision") for r in runs} <= {this_run[1]["precision"]}:
+                r["config"]["seed"] for r in runs} and {_row_precision(r) for r in runs} <= {this_run[1]["precision"]}:
             runs.append(this_run[1] | {"testa": this_run[1]["testa_f1"], "testb": this_run[1]["testb_f1"]})
         key = f"_{decode}" if decode else ""
         if runs:
-            precision = runs[0].get("precision") or runs[0].get("config", {}).get("mixed_precision", "no")
+            precision = _row_precision(runs[0])
             out[label] = {"seeds": len(runs), "eng.testa F1": cell([100 * r[f"testa{key}"] for r in runs]),
                           "eng.testb F1": cell([100 * r[f"testb{key}"] for r in runs]),
                           "mixed precision": PRECISION_WORDS.get(precision, precision)}
@@ -2527,7 +2562,7 @@ def seed_table(metrics: dict[str, Any], folder: str | os.PathLike | None = None)
 
     rows = [row for (recipe, _), row in RECIPE_ROWS.items() if recipe == metrics.get("recipe")]
     runs = [r for row in rows for r in result_files(folder, f"{row}-s*.json")]
-    lines = [(r["config"]["seed"], r.get("precision", "no"), r["testa"], r["testb"], "") for r in runs]
+    lines = [(r["config"]["seed"], _row_precision(r), r["testa"], r["testb"], "") for r in runs]
     if follows_recipe(metrics) and (metrics["config"]["seed"], metrics["precision"]) not in {l[:2] for l in lines}:
         lines.append((metrics["config"]["seed"], metrics["precision"], metrics["testa_f1"], metrics["testb_f1"], "this run"))
     return pd.DataFrame([{"seed": seed, "mixed precision": PRECISION_WORDS.get(p, p), "eng.testa F1": round(100 * a, 2),
@@ -2558,16 +2593,6 @@ def run_summary(metrics: dict[str, Any]) -> str:
                  + OFFLINE_MODELS.get(metrics["model"], "an offline checkpoint").format(p=p)
                  + f". On Colab the same cells fine-tune `{DEFAULT_MODEL}`.")
     return text
-
-
-def conclusion(metrics: dict[str, Any], interval: dict[str, float]) -> str:
-    """One sentence: this run against BERT-base in the BERT paper, the mean of ten bert-base-cased runs and the top."""
-    tb = 100 * metrics["testb_f1"]
-    bert, crf, top = SOTA[0], SOTA[2], max(SOTA, key=lambda row: row[3])
-    return (f"On eng.testb that is {_gap(tb, bert[3])} {bert[2].split(',')[0]} in the BERT paper ({bert[3]}, with "
-            f"document context; {versus(interval, bert[3])} it given this run's 95% interval), "
-            f"{versus(interval, crf[3])} the mean of ten sentence-level {crf[2]} runs ({crf[3]:.2f}), and "
-            f"{_gap(tb, top[3])} the best system in the table ({top[1]}, {top[3]}).")
 
 
 def runtime_config(config: TrainConfig, runtime: dict[str, Any]) -> TrainConfig:

@@ -86,6 +86,7 @@ HISTORY = {
     "ctx64": ("final6 + context K=64 (all epochs, dropout 0.5) + mean of last 2 epochs", "afdce47"),
     "ctx64p32": ("as `ctx64`, context capped at 32 word pieces each side", "afdce47"),
 }
+WHEN_RUN = {"final6-repeat-s42"}  # listed in the MiniLM table only once run
 HISTORY_COMMITS = {"ctx16l2-s2": "3108e20", "ctx16l2-s7": "3108e20"}  # rows run later than their recipe's first
 FINAL = "final6"  # the first accuracy step's recipe (its goal was 89.5)
 # recipes run over all FINAL_SEEDS; the embedded default is the one with the higher mean eng.testa F1 (ctx16l2, a
@@ -238,14 +239,15 @@ def resumed(row: dict) -> str:
 
 def base_rows(rows: dict) -> tuple[list[str], str]:
     """Markdown lines for the base-sized model's rows, and its BASE_MODEL summary line ("" before any ran)."""
-    done = [n for n in ROWS if n in OPTIONAL and n in rows]
+    done = [n for n in ROWS if n in OPTIONAL and n in rows and not n.startswith(tuple(BASE_CONTEXT))]
     if not done:
         return [], ""
     lines = ["", "## Model size: all-mpnet-base-v2 (110M, base-sized, uncased) against all-MiniLM-L6-v2 (22.6M)", "",
              "Same data, the same recipe family (casing feature, Viterbi, batch 32, AdamW with linear warm-up and",
              f"decay), the best epoch by eng.testa. The learning rate was chosen on seed {GRID_SEED} (eng.testa of its best",
-             "epoch); its other seeds then ran. Precision is the hardware's own (`auto`): fp32 on a CPU without native",
-             "bf16, as this one, so these seconds are not comparable with the bf16 MiniLM rows above.", "",
+             "epoch); its other seeds then ran. Precision is the hardware's own (`auto`): fp32 for the `mpnet-lr*` rows,",
+             "which ran on a CPU without native bf16 (AMD EPYC), bf16 for `mpnet-bf16` (a CPU with AMX-bf16); seconds",
+             "compare only within one machine and precision.", "",
              "| row | testa F1 | testb F1 | testa after each epoch | best epoch | precision | train s | tokens/s | trained by |",
              "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- |"]
     for name in done:
@@ -281,25 +283,37 @@ def context_rows(rows: dict) -> tuple[list[str], str]:
     st = seed_summary(rows, group)
     if not st:
         return [], ""
+    lines = ["", "## Document context on the base-sized model (issue 28)", "",
+             f"`{group}`: {BASE_CONTEXT[group][0]}, paired by seed with the same recipe without context at the same",
+             "precision (`mpnet-bf16` on a CPU with AMX-bf16, else `mpnet-lr1e4`). Choices on eng.testa only.", "",
+             "| row | testa F1 | testb F1 | testa after each epoch | best epoch | precision | train s | tokens/s | "
+             "paired with | testa diff | testb diff | time ratio |",
+             "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     pairs = []
     for seed in map(int, st["seeds"].split(",")):
-        ctx = rows[f"{group}-s{seed}"]
-        plain = next((rows[f"{g}-s{seed}"] for g in (*BASE_BF16, *BASE) if f"{g}-s{seed}" in rows
+        name = f"{group}-s{seed}"
+        ctx = rows[name]
+        plain = next((f"{g}-s{seed}" for g in (*BASE_BF16, *BASE) if f"{g}-s{seed}" in rows
                       and rows[f"{g}-s{seed}"].get("precision") == ctx.get("precision")), None)
-        if plain:
-            pairs.append((seed, 100 * (ctx["testa"] - plain["testa"]), 100 * (ctx["testb"] - plain["testb"]),
-                          ctx["train_seconds"] / plain["train_seconds"]))
-    mean = (lambda i: statistics.mean(p[i] for p in pairs) if pairs else float("nan"))
-    lines = ["", f"**Document context on the base-sized model** (`{group}`), over {st['n']} seed(s) ({st['seeds']}): testa "
-             f"{st['testa_mean']:.2f} ± {st['testa_std']:.2f}, testb {st['testb_mean']:.2f} ± {st['testb_std']:.2f}, "
-             f"{st['seconds']:.0f} s of training on average. Paired with the same seed and precision without context "
-             f"(seeds {','.join(str(p[0]) for p in pairs) or 'none'}): testa {mean(1):+.2f}, testb {mean(2):+.2f}, "
-             f"{mean(3):.2f}x the training seconds."]
+        diff = ((100 * (ctx["testa"] - rows[plain]["testa"]), 100 * (ctx["testb"] - rows[plain]["testb"]),
+                 ctx["train_seconds"] / rows[plain]["train_seconds"]) if plain else None)
+        if diff:
+            pairs.append((seed, *diff))
+        lines.append(f"| {name} | {100 * ctx['testa']:.2f} | {100 * ctx['testb']:.2f} | "
+                     f"{' / '.join(f'{100 * f:.2f}' for f in ctx['testa_f1_per_epoch'])} | {ctx['best_epoch']} | "
+                     f"{ctx.get('precision', '')} | {ctx['train_seconds']:.0f} | {ctx['tokens_per_second']:.0f} | "
+                     + (f"{plain} | {diff[0]:+.2f} | {diff[1]:+.2f} | {diff[2]:.2f}x |" if diff
+                        else "none at this precision yet | | | |"))
+    spread = (lambda key: f"{st[key]:.2f}" + (f" ± {st[key.replace('mean', 'std')]:.2f}" if st["n"] > 1 else ""))
+    paired = (f"paired_seeds={','.join(str(p[0]) for p in pairs)} "
+              f"testa_diff={statistics.mean(p[1] for p in pairs):+.2f} testb_diff={statistics.mean(p[2] for p in pairs):+.2f} "
+              f"time_ratio={statistics.mean(p[3] for p in pairs):.2f}" if pairs else "paired_seeds=none")
+    lines += ["", f"Over {st['n']} seed(s) ({st['seeds']}): testa {spread('testa_mean')}, testb {spread('testb_mean')}; "
+              + (f"paired differences (context minus none): {paired.replace('_', ' ')}." if pairs
+                 else "no run of the same recipe without context at the same precision yet.")]
     summary = (f"BASE_CONTEXT model={nu.BASE_MODEL} context=32 seeds={st['seeds']} testa_mean={st['testa_mean']:.2f} "
-               f"testa_std={st['testa_std']:.2f} testb_mean={st['testb_mean']:.2f} testb_std={st['testb_std']:.2f} "
-               f"testb_min={st['testb_min']:.2f} paired_seeds={','.join(str(p[0]) for p in pairs)} "
-               f"testa_diff={mean(1):+.2f} testb_diff={mean(2):+.2f} time_ratio={mean(3):.2f} "
-               f"train_seconds_mean={st['seconds']:.0f}")
+               f"testb_mean={st['testb_mean']:.2f} testb_std={st['testb_std']:.2f} testb_min={st['testb_min']:.2f} "
+               f"{paired} train_seconds_mean={st['seconds']:.0f}")
     return lines, summary
 
 
@@ -355,7 +369,7 @@ def report() -> str:
              "| row | recipe | testa F1 | testb F1 | testa argmax / Viterbi | testb argmax / Viterbi | train s | tokens/s |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in ROWS:
-        if name in OPTIONAL:
+        if name in OPTIONAL or (name in WHEN_RUN and name not in rows):
             continue
         if name not in rows:
             lines.append(f"| {name} | {ROWS[name][0]} | not run | | | | | |")

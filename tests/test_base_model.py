@@ -242,8 +242,12 @@ def test_a_killed_reassemblys_folder_is_removed_by_a_later_run_and_a_running_one
         (tmp / "joined.zip").write_bytes(b"part of a zip")
     two_days_ago = time.time() - 2 * 86400
     os.utime(old_unnamed, (two_days_ago, two_days_ago))
-    os.utime(killed, (time.time(), time.time()))
+    twenty_minutes_ago = time.time() - 1200
+    os.utime(killed, (twenty_minutes_ago, twenty_minutes_ago))
+    just_started = parent / f"all-mpnet-base-v2.{dead_pid}@{host}.n3wpid.tmp"  # a fresh folder: maybe another PID
+    (just_started / "model").mkdir(parents=True)  # namespace with the same host name; kept for 10 minutes
     nu.base_model_path()
     assert not killed.exists() and not old_unnamed.exists()
-    assert running.exists() and elsewhere.exists() and new_unnamed.exists()
-    assert sorted(p.name for p in parent.glob("*.tmp")) == sorted(p.name for p in (running, elsewhere, new_unnamed))
+    assert running.exists() and elsewhere.exists() and new_unnamed.exists() and just_started.exists()
+    assert sorted(p.name for p in parent.glob("*.tmp")) == sorted(p.name for p in (running, elsewhere, new_unnamed,
+                                                                                   just_started))
