@@ -319,6 +319,28 @@ def test_saving_into_a_used_folder_leaves_no_file_of_the_earlier_save(tmp_path, 
     assert not nu.uses_word_shapes(again)
 
 
+def test_a_killed_saves_staging_folder_is_removed_by_the_next_save(tmp_path, tiny_model_dir):
+    """save_model stages in OUT/.save-PID@HOST.*.tmp; one left by a dead process (older than 10 minutes) goes at the next
+    save, while this process's own folder name is never taken for a leftover."""
+    import os
+    import subprocess
+    import sys
+    import time
+    model, tok = nu.load_model(str(tiny_model_dir), fallback=False)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    folder = tmp_path / "out"
+    left = folder / f".save-{dead}@{nu._run_tag().partition('@')[2]}.x1.tmp"
+    (left / "sub").mkdir(parents=True)
+    old = time.time() - 1200
+    os.utime(left, (old, old))
+    mine = folder / f".save-{nu._run_tag()}.y2.tmp"
+    mine.mkdir()
+    os.utime(mine, (old, old))
+    nu.save_model(model, tok, folder)
+    assert not left.exists() and mine.exists() and (folder / "config.json").exists()
+
+
 def test_the_hub_probe_goes_through_the_proxy_that_the_environment_names(monkeypatch):
     """Behind an HTTPS proxy the hub is reached through it (a CONNECT tunnel, with the proxy's credentials), and
     NO_PROXY sends the probe direct; no name other than the (local) proxy's is ever resolved here."""
