@@ -2421,10 +2421,15 @@ def sota_comparison(testa_f1: float, interval: dict[str, float]) -> str:
 
 
 def conclusion(metrics: dict[str, Any], interval: dict[str, float]) -> str:
-    """One sentence: this run against BERT-base in the BERT paper, the mean of ten bert-base-cased runs and the top."""
+    """Markdown: what this run reached, then where it stands against BERT-base in the BERT paper, the mean of ten
+    bert-base-cased runs and the top of the table."""
     tb = 100 * metrics["testb_f1"]
     bert, crf, top = SOTA[0], SOTA[2], max(SOTA, key=lambda row: row[3])
-    return (f"On eng.testb that is {tb - bert[3]:+.2f} points from BERT-base in the BERT paper ({bert[3]}, with document "
+    stand_in = f", an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
+    size = f", {metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
+    return (f"Fine-tuned as a token classifier, {metrics.get('model', 'the model')} ({size[2:] or 'this run'}{stand_in}) "
+            f"reaches **{100 * metrics['testa_f1']:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb (95% "
+            f"interval {100 * interval['low']:.2f}-{100 * interval['high']:.2f}). On eng.testb that is {tb - bert[3]:+.2f} points from BERT-base in the BERT paper ({bert[3]}, with document "
             f"context; **{versus(interval, bert[3])}** it given this run's 95% interval), **{versus(interval, crf[3])}** "
             f"the mean of ten sentence-level {crf[2]} runs ({crf[3]:.2f}), and {tb - top[3]:+.2f} points from the best "
             f"system in the table ({top[2].split(',')[0]}, {top[3]}).")
