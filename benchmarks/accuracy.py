@@ -308,6 +308,8 @@ def context_rows(rows: dict) -> tuple[list[str], str]:
     paired = (f"paired_seeds={','.join(str(p[0]) for p in pairs)} "
               f"testa_diff={statistics.mean(p[1] for p in pairs):+.2f} testb_diff={statistics.mean(p[2] for p in pairs):+.2f} "
               f"time_ratio={statistics.mean(p[3] for p in pairs):.2f}" if pairs else "paired_seeds=none")
+    lines += ["", " ".join(text.format(s=[f"{t:,.0f}" for t in rows[name].get("epoch_seconds", [])])
+                           for name, text in CONTEXT_NOTES.items() if name in rows)]
     lines += ["", f"Over {st['n']} seed(s) ({st['seeds']}): testa {spread('testa_mean')}, testb {spread('testb_mean')}; "
               + (f"paired differences (context minus none): {paired.replace('_', ' ')}." if pairs
                  else "no run of the same recipe without context at the same precision yet.")]
@@ -315,6 +317,15 @@ def context_rows(rows: dict) -> tuple[list[str], str]:
                f"testb_mean={st['testb_mean']:.2f} testb_std={st['testb_std']:.2f} testb_min={st['testb_min']:.2f} "
                f"{paired} train_seconds_mean={st['seconds']:.0f}")
     return lines, summary
+
+
+CONTEXT_NOTES = {  # how each context row ran ({s[i]}: epoch i's seconds from its JSON)
+    "mpnet-ctx32-s42": "`mpnet-ctx32-s42` trained with `--only mpnet-ctx32-s42` in one process on a 2-core CPU with "
+                       "AMX-bf16 (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s); it shared the CPU with unit-test runs "
+                       "and a niced CI run for much of its first three epochs, so its seconds are high. It was then "
+                       "scored again from its saved model (`--from-run benchmarks/out/mpnet-ctx32-s42`, the same F1) "
+                       "to keep its eng.testb predictions for the notebook's paired bootstrap.",
+}
 
 
 BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F1 is not affected (deterministic runs);
@@ -330,6 +341,8 @@ BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F
                       "after `--resume`, alone on the CPU).",
     "mpnet-lr1e4-s1": "`mpnet-lr1e4-s1` ran in one process, alone on the CPU; its epochs took {s[0]}, {s[1]}, {s[2]} "
                       "and {s[3]} s.",
+    "mpnet-bf16-s42": "`mpnet-bf16-s42` is the notebook's own run on the AMX CPU (`make notebook`, `auto` resolving to "
+                      "bf16), scored with `--from-run outputs/ner`; it ran alone.",
     "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; its fourth "
                        "epoch shared the CPU with a CI run (its seconds are high by several minutes).",
 }
@@ -351,7 +364,9 @@ prediction. The Trainer anchor is scored with the same first-piece argmax as `pr
 the new loop alike, benchmarks/README.md), with the reorganised loop and token-budget prediction: compare
 their F1, not their seconds. The bf16 rows ran on a CPU with native bf16 (AVX512-BF16); on a CPU without it
 they stop with an error that says so (`resolve_precision`).
-The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa."""
+The 6-epoch `final6` recipe replaced the 4-epoch `best` one because its seed 0 scored higher on eng.testa.
+`final6-repeat-s42` is `final6-s42` again (issue 26) on a 2-core CPU with AMX-bf16, alone, to keep its eng.testb
+predictions for the notebook's paired bootstrap; on the other CPU the same seed scored 93.98 / 89.32."""
 
 
 def report() -> str:
