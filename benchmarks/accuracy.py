@@ -71,9 +71,9 @@ BASE = {"mpnet-lr5e5": ("all-mpnet-base-v2, casing + Viterbi, lr 5e-5, batch 32,
 # paired by seed with mpnet-lr1e4 (the same recipe without context).
 BASE_CONTEXT = {"mpnet-ctx32": ("as `mpnet-lr1e4` + document context K=32 (dropout 0.5)",
                                 MPNET | {"lr": 1e-4, "context": 32})}
-# The same recipe without context where "auto" resolves to bf16 (a CPU with AMX-bf16): the context rows' pair at equal
+# The same recipe without context where "auto" resolves to bf16 (a CPU with native bf16): the context rows' pair at equal
 # precision. A run whose config says "auto" counts as a row of explicit precision P when it resolved to P.
-BASE_BF16 = {"mpnet-bf16": ("as `mpnet-lr1e4`, in bf16 (a CPU with AMX-bf16)", MPNET | {"lr": 1e-4, "mixed_precision": "bf16"})}
+BASE_BF16 = {"mpnet-bf16": ("as `mpnet-lr1e4`, in bf16 (a CPU with native bf16)", MPNET | {"lr": 1e-4, "mixed_precision": "bf16"})}
 GRID_SEED = 0
 ROWS.update({f"{name}-s{s}": (f"{text}; seed {s}", overrides | {"seed": s})
              for name, (text, overrides) in (BASE | BASE_BF16 | BASE_CONTEXT).items() for s in FINAL_SEEDS})
@@ -152,6 +152,7 @@ def run_row(name: str, from_run: Path | None = None, resume: bool = False) -> di
             row["resumed_from_epoch"] = metrics["resumed_from_epoch"]
         if from_run:
             row["trained_by"] = f"{from_run} ({metrics['wall_seconds']:.0f} s wall in all, evaluation included)"
+        row["device"] = nu.environment_info()["device"]  # where it trained (a --from-run is scored where it ran)
         _score_saved(row, out, splits, metrics["config"]["decode"], metrics["config"]["mixed_precision"])
     row.update(name=name, description=ROWS[name][0], finished=time.strftime("%Y-%m-%d %H:%M"))
     RESULTS.mkdir(exist_ok=True)
@@ -246,7 +247,7 @@ def base_rows(rows: dict) -> tuple[list[str], str]:
              "Same data, the same recipe family (casing feature, Viterbi, batch 32, AdamW with linear warm-up and",
              f"decay), the best epoch by eng.testa. The learning rate was chosen on seed {GRID_SEED} (eng.testa of its best",
              "epoch); its other seeds then ran. Precision is the hardware's own (`auto`): fp32 for the `mpnet-lr*` rows,",
-             "which ran on a CPU without native bf16 (AMD EPYC), bf16 for `mpnet-bf16` (a CPU with AMX-bf16); seconds",
+             "which ran on a CPU without native bf16 (AMD EPYC), bf16 for `mpnet-bf16` (a CPU with native bf16); seconds",
              "compare only within one machine and precision.", "",
              "| row | testa F1 | testb F1 | testa after each epoch | best epoch | precision | train s | tokens/s | trained by |",
              "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- |"]
@@ -285,7 +286,7 @@ def context_rows(rows: dict) -> tuple[list[str], str]:
         return [], ""
     lines = ["", "## Document context on the base-sized model (issue 28)", "",
              f"`{group}`: {BASE_CONTEXT[group][0]}, paired by seed with the same recipe without context at the same",
-             "precision (`mpnet-bf16` on a CPU with AMX-bf16, else `mpnet-lr1e4`). Choices on eng.testa only.", "",
+             "precision (`mpnet-bf16` on a CPU with native bf16, else `mpnet-lr1e4`). Choices on eng.testa only.", "",
              "| row | testa F1 | testb F1 | testa after each epoch | best epoch | precision | train s | tokens/s | "
              "paired with | testa diff | testb diff | time ratio |",
              "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
@@ -295,19 +296,22 @@ def context_rows(rows: dict) -> tuple[list[str], str]:
         ctx = rows[name]
         plain = next((f"{g}-s{seed}" for g in (*BASE_BF16, *BASE) if f"{g}-s{seed}" in rows
                       and rows[f"{g}-s{seed}"].get("precision") == ctx.get("precision")), None)
+        same_cpu = plain and ctx.get("device") is not None and ctx.get("device") == rows[plain].get("device")
         diff = ((100 * (ctx["testa"] - rows[plain]["testa"]), 100 * (ctx["testb"] - rows[plain]["testb"]),
-                 ctx["train_seconds"] / rows[plain]["train_seconds"]) if plain else None)
+                 ctx["train_seconds"] / rows[plain]["train_seconds"] if same_cpu else None) if plain else None)
         if diff:
             pairs.append((seed, *diff))
         lines.append(f"| {name} | {100 * ctx['testa']:.2f} | {100 * ctx['testb']:.2f} | "
                      f"{' / '.join(f'{100 * f:.2f}' for f in ctx['testa_f1_per_epoch'])} | {ctx['best_epoch']} | "
                      f"{ctx.get('precision', '')} | {ctx['train_seconds']:.0f} | {ctx['tokens_per_second']:.0f} | "
-                     + (f"{plain} | {diff[0]:+.2f} | {diff[1]:+.2f} | {diff[2]:.2f}x |" if diff
+                     + (f"{plain} | {diff[0]:+.2f} | {diff[1]:+.2f} | "
+                        f"{f'{diff[2]:.2f}x' if diff[2] else 'other CPUs'} |" if diff
                         else "none at this precision yet | | | |"))
     spread = (lambda key: f"{st[key]:.2f}" + (f" ± {st[key.replace('mean', 'std')]:.2f}" if st["n"] > 1 else ""))
     paired = (f"paired_seeds={','.join(str(p[0]) for p in pairs)} "
               f"testa_diff={statistics.mean(p[1] for p in pairs):+.2f} testb_diff={statistics.mean(p[2] for p in pairs):+.2f} "
-              f"time_ratio={statistics.mean(p[3] for p in pairs):.2f}" if pairs else "paired_seeds=none")
+              + (f"time_ratio={statistics.mean(p[3] for p in pairs if p[3]):.2f}" if any(p[3] for p in pairs)
+                 else "time_ratio=n/a") if pairs else "paired_seeds=none")
     lines += ["", " ".join(text.format(s=[f"{t:,.0f}" for t in rows[name].get("epoch_seconds", [])])
                            for name, text in CONTEXT_NOTES.items() if name in rows)]
     lines += ["", f"Over {st['n']} seed(s) ({st['seeds']}): testa {spread('testa_mean')}, testb {spread('testb_mean')}; "
@@ -324,7 +328,9 @@ CONTEXT_NOTES = {  # how each context row ran ({s[i]}: epoch i's seconds from it
                        "AMX-bf16 (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s); it shared the CPU with unit-test runs "
                        "and a niced CI run for much of its first three epochs, so its seconds are high. It was then "
                        "scored again from its saved model (`--from-run benchmarks/out/mpnet-ctx32-s42`, the same F1) "
-                       "to keep its eng.testb predictions for the notebook's paired bootstrap.",
+                       "to keep its eng.testb predictions for the notebook's paired bootstrap. Its pair "
+                       "`mpnet-bf16-s42` ran on another CPU (AVX512-BF16, no AMX): the same seed and precision, other "
+                       "bf16 kernels.",
 }
 
 
@@ -341,8 +347,11 @@ BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F
                       "after `--resume`, alone on the CPU).",
     "mpnet-lr1e4-s1": "`mpnet-lr1e4-s1` ran in one process, alone on the CPU; its epochs took {s[0]}, {s[1]}, {s[2]} "
                       "and {s[3]} s.",
-    "mpnet-bf16-s42": "`mpnet-bf16-s42` is the notebook's own run on the AMX CPU (`make notebook`, `auto` resolving to "
-                      "bf16), scored with `--from-run outputs/ner`; it ran alone.",
+    "mpnet-bf16-s42": "`mpnet-bf16-s42` is the notebook's own run (`make notebook`, `auto` resolving to bf16) on a "
+                      "2-core AMD EPYC with AVX512-BF16 but no AMX (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s), "
+                      "scored with `--from-run outputs/ner`; it ran alone. The rendering before it, on a 2-core Intel "
+                      "Xeon with AMX (commit 836ee6a), scored 95.55 / 91.57 in 1,348 s of training at 831 pieces/s: "
+                      "the same seed and precision on other bf16 kernels.",
     "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; its fourth "
                        "epoch shared the CPU with a CI run (its seconds are high by several minutes).",
 }

@@ -138,16 +138,32 @@ def test_every_published_row_says_how_its_figure_was_obtained_and_its_conditions
 
 
 def test_sota_comparison_says_above_or_below_only_where_the_interval_excludes_the_figure():
-    wide = nu.sota_comparison(0.957, {"f1": 0.9156, "low": 0.905, "high": 0.925})
-    assert "This run: -0.84 and -0.70 points; with its 95% interval on eng.testb (90.50-92.50) it is **level with** " \
-           "BERT-base." in wide and "**below** BERT-large" in wide  # 92.8 is outside 90.50-92.50
+    wide = nu.sota_comparison(0.957, {"f1": 0.9156, "low": 0.905, "high": 0.925}, [91.50, 91.56, 91.54])
+    assert "On eng.testb this run is 0.84 points below 92.40 (11% more errors); on eng.testa it is 0.70 points below " \
+           "96.40 (19% more errors). The 3 runs of this recipe in section 6 (seeds and mixed precisions) span 0.06 " \
+           "points, less than this gap." in wide
+    assert "92.4 lies inside this run's 95% interval for test-set sampling (90.50-92.50), so on this test set the run " \
+           "is **level with** BERT-base." in wide and "the run is **below** BERT-large" in wide  # 92.8: outside
+    assert wide.count("runs of this recipe") == 1
+    noisy = nu.sota_comparison(0.957, {"f1": 0.9156, "low": 0.905, "high": 0.925}, [90.5, float("nan"), 91.8])
+    assert "The 2 runs of this recipe in section 6 (seeds and mixed precisions) span 1.30 points, as much as this gap: " \
+           "run-to-run noise alone could explain it." in noisy
     narrow = nu.sota_comparison(0.957, {"f1": 0.9156, "low": 0.913, "high": 0.919})
-    assert "it is **below** BERT-base" in narrow and "This run is **above** 91.20 (kermitt2, bert-base-cased + CRF: " \
-        "mean of 10 runs; best run 91.68)" in narrow and "**level with** 91.20" in wide
-    assert "This run is **below** ACE, concatenated embeddings (94.6; -3.04)" in wide
+    assert "the run is **below** BERT-base" in narrow and "runs of this recipe" not in narrow
+    assert "  - kermitt2, bert-base-cased + CRF (mean of 10 runs; best run 91.68): this run is 0.36 points above 91.20 " \
+           "(4% fewer errors), **above**." in narrow
+    assert "all inside this run's interval, so **level with** each:" in wide and "**above**." not in wide
+    assert "  - ACE, concatenated embeddings: this run is 3.04 points below 94.60 (56% more errors), **below**." in wide
     assert nu.versus({"low": 0.9, "high": 0.92}, 91.0) == "level with"
     assert nu.versus({"low": 0.9, "high": 0.92}, 92.5) == "below" and nu.versus({"low": 0.9, "high": 0.92}, 89.0) == "above"
     assert nu.versus({"low": 0.9105, "high": 0.923996}, 92.4) == "level with"  # 92.40 as printed: inside
+
+
+def test_a_gap_is_given_in_points_and_in_errors():
+    assert nu._gap(91.57, 92.4) == "0.83 points below 92.40 (11% more errors)"
+    assert nu._gap(92.4, 91.57) == "0.83 points above 91.57 (10% fewer errors)"  # 7.60 errors against 8.43
+    assert nu._gap(92.398, 92.4) == nu._gap(92.4, 92.4) == "level with 92.40"  # equal as printed
+    assert nu._gap(99, 100) == "1.00 points below 100.00"
 
 
 def test_conclusion_names_the_bert_paper_the_reproductions_and_the_top():
@@ -156,10 +172,20 @@ def test_conclusion_names_the_bert_paper_the_reproductions_and_the_top():
     text = nu.conclusion(metrics, {"f1": 0.9156, "low": 0.91, "high": 0.92})
     assert text.startswith("Fine-tuned as a token classifier, all-mpnet-base-v2 (108.9M parameters, an offline stand-in "
                            "for bert-base-cased) reaches **95.72** span F1 on eng.testa and **91.56** on eng.testb (95% "
-                           "interval 91.00-92.00). On eng.testb that is -0.84 points from BERT-base in the BERT paper (92.4")
+                           "interval 91.00-92.00). On eng.testb that is 0.84 points below 92.40 (11% more errors), "
+                           "BERT-base in the BERT paper with document context (**below** it within the interval)")
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, {"f1": 0.9156, "low": 0.91, "high": 0.92})
-    assert "**level with** the mean of ten sentence-level bert-base-cased + CRF runs (91.20)" in text
-    assert "-3.04 points from the best system in the table (ACE, 94.6)" in text
+    assert "+0.19 to +0.36 points from the 3 sentence-level bert-base-cased reproductions (91.20-91.37; " \
+           "**level with** them)" in text
+    assert "3.04 points below 94.60 (56% more errors), the best system in the table (ACE; **below** it)." in text
+    assert "the order of its 0.84-point gap to BERT-base: document context, a CRF (about +0.3) and training" in text
+    assert "gap to BERT-base: a CRF" in nu.conclusion(metrics | {"config": {"context": 32}}, {"f1": 0.9156, "low": 0.91,
+                                                                                               "high": 0.92})
+    above = nu.conclusion(metrics | {"testb_f1": 0.93}, {"f1": 0.93, "low": 0.92, "high": 0.94})
+    assert "gap to BERT-base" not in above and "0.60 points above 92.40" in above
+    mixed = nu.conclusion(metrics | {"testb_f1": 0.916}, {"f1": 0.916, "low": 0.9125, "high": 0.92})
+    assert "(91.20-91.37; **above** 91.20; **level with** 91.37; **level with** 91.35)" in mixed
+    assert "+0.00 to +0.17 points" in nu.conclusion(metrics | {"testb_f1": 0.9137}, {"f1": 0.9137, "low": 0.91, "high": 0.92})
 
 
 def _write_rows(folder, name, runs, precision="no"):
@@ -207,7 +233,7 @@ def test_ablation_and_seed_tables_place_this_run_by_recipe_and_precision(tmp_pat
     assert table.loc[nu.ABLATION[7][0], "seeds"] == 2  # the fp32 line does not take a bf16 run
     assert "the same in bf16" not in nu.ablation_table(_metrics(max_eval_sentences=10), tmp_path).index
     seeds = nu.seed_table(_metrics(), tmp_path)
-    assert seeds["seed"].tolist() == [0, 42, 42] and seeds[""].tolist() == ["", "", "this run"]
+    assert seeds["seed"].tolist() == [0, 42, 42] and seeds["run"].tolist() == ["stored", "stored", "this run"]
     assert seeds["mixed precision"].tolist() == ["none (fp32)", "none (fp32)", "bf16"]
     import json
     (tmp_path / "final6-s42.json").write_text(json.dumps({"config": {"seed": 42, "mixed_precision": "bf16"},

@@ -87,7 +87,7 @@ def test_the_parts_are_reassembled_once_checked_and_loaded_by_name(installed, ti
     nu.load_model("all-mpnet-base-v2")
     assert "reassembling" not in capsys.readouterr().err  # once
     key, recipe, _ = nu.choose_recipe(model)
-    assert key == "base" and "measured here" in recipe.source and recipe.word_shapes == "on"
+    assert key == "base" and "chosen on eng.testa" in recipe.source and recipe.word_shapes == "on"
 
 
 def test_a_wrong_sha256_refuses_and_loads_nothing(installed, monkeypatch):

@@ -212,7 +212,7 @@ socket.create_connection = refuse
 socket.socket.connect = refuse
 import ner_utils as nu
 model, _ = nu.load_model("bert-base-cased")
-print("LOADED", model.ner_info["model"], model.ner_info["reason"])
+print("LOADED", model.ner_info["model"], "|", model.ner_info["reason"])
 """
 
 
@@ -227,7 +227,7 @@ def test_the_notebook_replay_uses_the_embedded_model_and_cannot_reach_the_hub(tm
     done = subprocess.run([*words, sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "LOADED all-MiniLM-L6-v2 HF_HUB_OFFLINE=1" in done.stdout
+    assert "LOADED all-MiniLM-L6-v2 | the model hub is switched off" in done.stdout
     # the same command without the replay's environment would have used the cached bert-base-cased
     plain = subprocess.run([sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env | {"HF_HUB_OFFLINE": "1"},
                            capture_output=True, text=True, timeout=300)
@@ -258,4 +258,4 @@ def test_the_code_on_the_page_is_the_live_module_and_the_replay_compares_it():
     assert {"parse_conll", "iob1_to_iob2", "align_labels", "train_epoch", "train_step", "viterbi_decode", "get_spans",
             "span_scores"} <= set(shown)
     lines = sum(len(__import__("inspect").getsource(getattr(nu, name)).splitlines()) for name in shown)
-    assert 100 <= lines <= 220 and checked >= 5
+    assert 100 <= lines <= 240 and checked >= 5  # the reading, alignment, loop, decoding and scoring: no more

@@ -645,3 +645,42 @@ def test_metrics_json_is_replaced_whole_or_not_at_all(tmp_path, tiny_model_dir, 
     monkeypatch.setattr(Path, "write_text", real_write_text)
     nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1), synthetic_splits(), resume=True)
     assert json.loads(metrics.read_text())["resumed_from_epoch"] == 1 and not list((tmp_path / "r").glob("*.tmp"))
+
+
+def test_the_recipe_is_described_in_words(monkeypatch):
+    monkeypatch.setattr(nu, "resolve_precision", lambda setting="auto", device=None: "bf16")
+    config = nu.replace(nu.TrainConfig(), **{f: getattr(nu.RECIPES["base"], f) for f in nu.RECIPE_FIELDS})
+    text = nu.describe_recipe(config, "base", "the checkpoint is the offline all-mpnet-base-v2")
+    assert text == ("recipe: all-mpnet-base-v2 (base-sized, uncased), because the checkpoint is the offline "
+                    "all-mpnet-base-v2; its settings were chosen on eng.testa in the measurements of the ablation table\n"
+                    "settings: learning rate 1e-4, batches of 32 sentences, 4 epochs, casing feature on, Viterbi "
+                    "decoding, each sentence alone, mixed precision bf16")
+    wider = nu.describe_recipe(nu.replace(config, lr=2.5e-5, context=32, decode="argmax"), "base", "why")
+    assert "learning rate 2.5e-5" in wider and "argmax decoding, 32 words of document context each side" in wider
+    one = nu.describe_recipe(nu.replace(config, batch_size=1, epochs=1, context=1, word_shapes="auto"), "base", "why")
+    assert "batches of 1 sentence, 1 epoch, casing feature on for an uncased checkpoint" in one
+    assert "1 word of document context" in one
+
+
+def test_the_schedule_warms_up_linearly_then_decays_to_zero():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    scheduler = nu.build_scheduler(optimizer, steps_per_epoch=10, epochs=2, warmup_ratio=0.1)
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[:3] == [0.0, 0.5, 1.0] and rates[-1] == pytest.approx(1 / 18)
+    assert all(a >= b for a, b in zip(rates[2:], rates[3:])) and optimizer.param_groups[0]["lr"] == 0.0
+
+
+def test_the_warmup_rounds_as_ratio_times_steps_per_epoch_times_epochs():
+    """0.06 x 45 x 10 is 26.999... evaluated left to right (26 warm-up steps), 27 as 0.06 x 450: the first is the rule."""
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    scheduler = nu.build_scheduler(optimizer, steps_per_epoch=45, epochs=10, warmup_ratio=0.06)
+    for _ in range(26):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1.0)  # warm-up over after 26 steps, not 27

@@ -104,7 +104,7 @@ def test_conllpp_is_read_checked_and_scored(tmp_path, monkeypatch):
     assert [s.tags for s in corrected] == [["B-ORG", "O"], ["B-PER", "B-LOC"]]
     table = nu.conllpp_table(testb, [s.tags for s in testb], corrected)
     assert table.loc["this run"].tolist() == [100.0, 40.0, -60.0]  # 3 gold spans now, 1 of 2 predicted right
-    assert table.loc["ELMo (Peters et al., 2018), mean of 5 runs"].tolist() == [92.28, 93.42, 1.14]
+    assert table.loc["ELMo (Peters et al., 2018), re-run by Wang, Z. et al. (2019), mean of 5"].tolist() == [92.28, 93.42, 1.14]
     assert len(nu.read_conllpp(testb[:1], tmp_path / "fixed.txt")) == 1
     (tmp_path / "other.txt").write_text(CORRECTED.replace("Blackburn", "Smith"))
     with pytest.raises(nu.ConllFormatError, match=r"other.txt:6: sentence 1 has other words"):
