@@ -2448,10 +2448,11 @@ def sota_comparison(testa_f1: float, interval: dict[str, float], seeds: Sequence
     tb, ta = 100 * interval["f1"], 100 * testa_f1
     span = f"{100 * interval['low']:.2f}-{100 * interval['high']:.2f}"
     seeds = [float(f) for f in seeds if math.isfinite(f)]
+    spread = round(max(seeds) - min(seeds), 2) if len(seeds) > 1 else None
     lines = []
     for row, dev in ((SOTA[0], 96.4), (SOTA[1], 96.6)):
         name, side = row[2].split(",")[0], versus(interval, row[3])
-        gap, spread = abs(round(tb, 2) - row[3]), round(max(seeds) - min(seeds), 2) if len(seeds) > 1 else None
+        gap = abs(round(tb, 2) - row[3])
         runs = (f" The {len(seeds)} runs of this recipe in section 6 (seeds and mixed precisions) span {spread:.2f} points, "
                 + ("less than this gap." if spread < gap else "as much as this gap: run-to-run noise alone could explain it.")
                 if spread is not None and row is SOTA[0] else "")
