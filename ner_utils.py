@@ -2370,9 +2370,9 @@ def group_findings(groups: "pd.DataFrame") -> list[str]:
         share = round(100 * inside["span errors"] / max(inside["span errors"] + rest["span errors"], 1))
         entities = round(100 * inside["gold entities"] / max(inside["gold entities"] + rest["gold entities"], 1))
         side = f"{abs(gap):.2f} points {'lower' if gap < 0 else 'higher'}" if gap else "the same"
-        lines.append(f"{name}: F1 {inside['F1']:.2f} against {rest['F1']:.2f} for the rest, {side}; it holds {share}% of the span errors and "
-                     f"{entities}% of the gold entities: errors {'gather' if share > entities else 'do not gather'}"
-                     " there.")
+        lines.append(f"{name}: F1 {inside['F1']:.2f} against {rest['F1']:.2f} for the rest, {side}; it holds {share}% of "
+                     f"the span errors and {entities}% of the gold entities: errors "
+                     f"{'gather' if share > entities else 'do not gather'} there.")
     return lines
 
 
@@ -2472,9 +2472,14 @@ def _sampling(interval: dict[str, float], published: float, bounds: bool = True,
     return f"{published:.2f} lies outside this run's 95% interval{span}, a difference this {split} measures"
 
 
+def _finite(values: Sequence[float]) -> list[float]:
+    """The finite values (a run whose F1 is missing is NaN)."""
+    return [float(v) for v in values if math.isfinite(v)]
+
+
 def _mean(values: Sequence[float]) -> float | None:
     """The mean of the finite values, None for fewer than two."""
-    values = [float(v) for v in values if math.isfinite(v)]
+    values = _finite(values)
     return sum(values) / len(values) if len(values) > 1 else None
 
 
@@ -2490,7 +2495,7 @@ def sota_comparison(testa: dict[str, float], testb: dict[str, float], seeds: Seq
                 f"{_gap(tb, row[3])}; {_sampling(testb, row[3])}. On eng.testa, the development set that chose "
                 f"this run's epoch, it is {_gap(ta, dev)}; {_sampling(testa, dev, split='development set')}.")
         if mean is not None and row is SOTA[0]:
-            text += (f" Mean against mean: the {len([f for f in seeds if math.isfinite(f)])} runs of this recipe in "
+            text += (f" Mean against mean: the {len(_finite(seeds))} runs of this recipe in "
                      f"section 6 average {mean:.2f} on eng.testb, {_gap(mean, row[3])}.")
         lines.append(text)
     repro = [row for row in SOTA if row[0] == "bert-base-cased reproductions"]
@@ -2526,14 +2531,12 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
     inside = {_inside(testb, f) for f in repro}
     against = (inside.pop() if len(inside) == 1 else "; ".join(f"{_inside(testb, f)} for {f:.2f}" for f in repro))
     gaps = sorted(round(tb - f, 2) + 0.0 for f in repro)
-    runs = len([f for f in seeds if math.isfinite(f)])
     mean_gaps = sorted(round(round(mean, 2) - f, 2) + 0.0 for f in repro) if mean is not None else None
-    diffs = ([f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL
-             else []) + (
-        [] if metrics.get("config", {}).get("context") else ["document context"])
+    diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
+    diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     return (f"Fine-tuned as a token classifier, {metrics.get('model', 'the model')} ({size[2:] or 'this run'}{stand_in}) "
             f"reaches **{ta:.2f}** span F1 on eng.testa (95% interval {span['a']}) and **{tb:.2f}** on eng.testb "
-            f"({span['b']})" + (f"; the {runs} runs of its recipe average **{mean:.2f}** on eng.testb"
+            f"({span['b']})" + (f"; the {len(_finite(seeds))} runs of its recipe average **{mean:.2f}** on eng.testb"
                                 if mean is not None else "")
             + f". Against BERT-base in the BERT paper (with document context), this run is {_gap(ta, 96.4)} on "
             f"eng.testa (which chose its epoch), {_inside(testa, 96.4)}, and {_gap(tb, bert[3])} on eng.testb, "
