@@ -359,10 +359,10 @@ def dataset_stats(splits: dict[str, list[Sentence]]) -> "pd.DataFrame":
 
 
 def sentence_table(sentence: Sentence) -> "pd.DataFrame":
-    """A sentence as a two-row table: words over their tags."""
+    """A sentence as a table, one row per word: the word and its tag."""
     import pandas as pd
 
-    return pd.DataFrame([sentence.words, sentence.tags], index=["word", "tag"])
+    return pd.DataFrame({"word": sentence.words, "tag": sentence.tags})
 
 
 def iob_example(raw: Sequence[Sentence], converted: Sequence[Sentence]) -> "pd.DataFrame":
@@ -551,6 +551,19 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
                          "shape_ids": [0 if w is None else word_shape(words[w]) for w in enc.word_ids(j)],
                          "sentence": i})
     return features
+
+
+def sentence_with_split_word(tokenizer: Any, sentences: Sequence[Sentence], max_words: int = 12) -> Sentence:
+    """The first sentence of 5 to ``max_words`` words with an entity and a word of letters cut into several pieces
+    (else the first such sentence with an entity, else the first sentence)."""
+    if not sentences:
+        raise ValueError("no sentences to choose from")
+
+    def split(sentence: Sentence) -> bool:
+        return any(word.isalpha() and len(tokenizer.tokenize(word)) > 1 for word in sentence.words)
+
+    short = [s for s in sentences if 5 <= len(s.words) <= max_words and any(t != "O" for t in s.tags)]
+    return next((s for s in short if split(s)), short[0] if short else sentences[0])
 
 
 def alignment_table(tokenizer: Any, sentence: Sentence, label2id: dict[str, int]) -> "pd.DataFrame":
@@ -1128,7 +1141,8 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
         except ModelLoadError as missing:
             raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}; and {missing}") from err
         model, tok = _from_pretrained(str(offline), labels)
-        _say_once(f"load_model: asked for {asked!r} ({origin}), which could not be loaded ({reason}); using the "
+        named = "" if origin == "argument" else f" ({origin})"  # where the name came from, unless passed directly
+        _say_once(f"load_model: asked for {asked!r}{named}, which could not be loaded ({reason}); using the "
                   f"offline encoder installed on this machine, {resolved} ({count_parameters(model) / 1e6:.1f}M parameters, "
                   f"{'cased' if is_cased(tok) else 'uncased'}), instead.")
     model.ner_info = {"asked": asked, "model": resolved, "reason": reason,
@@ -1366,17 +1380,26 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def describe_recipe(config: TrainConfig, key: str, why: str) -> str:
-    """Two lines in words: the recipe chosen and why, then the settings it resolved to."""
-    recipe = RECIPES[key]
+def _settings(config: TrainConfig | Recipe) -> str:
+    """The recipe's settings in words: learning rate, batch, epochs, casing feature, decoding, context."""
     context = f"{_count(config.context, 'word')} of document context each side" if config.context else "each sentence alone"
-    shapes = {"auto": "casing feature on for an uncased checkpoint"}.get(config.word_shapes,
-                                                                        f"casing feature {config.word_shapes}")
-    precision = resolve_precision(config.mixed_precision)
-    return (f"recipe: {recipe.name}, because {why}; its settings were {recipe.source}\n"
-            f"settings: learning rate {_number(config.lr)}, batches of {_count(config.batch_size, 'sentence')}, "
+    shapes = {"auto": "casing feature on only for an uncased checkpoint"}.get(config.word_shapes,
+                                                                             f"casing feature {config.word_shapes}")
+    return (f"learning rate {_number(config.lr)}, batches of {_count(config.batch_size, 'sentence')}, "
             f"{_count(config.epochs, 'epoch')}, {shapes}, {'Viterbi' if config.decode == 'viterbi' else 'argmax'} "
-            f"decoding, {context}, mixed precision {PRECISION_WORDS.get(precision, precision)}")
+            f"decoding, {context}")
+
+
+def describe_recipe(config: TrainConfig, key: str, why: str) -> str:
+    """In words: the recipe chosen and why, the settings it resolved to, and (for another checkpoint) the recipe
+    bert-base-cased takes where it loads."""
+    recipe, precision = RECIPES[key], resolve_precision(config.mixed_precision)
+    text = (f"recipe: {recipe.name}, because {why}; its settings were {recipe.source}\n"
+            f"settings: {_settings(config)}, mixed precision {PRECISION_WORDS.get(precision, precision)}")
+    if key != "bert-base":
+        bert = RECIPES["bert-base"]
+        text += f"\nwhere {DEFAULT_MODEL} loads, it takes the recipe {bert.name}, {bert.source}: {_settings(bert)}"
+    return text
 
 
 @dataclass
@@ -1667,8 +1690,8 @@ def _accelerator(precision: str) -> Any:
 
 
 @dataclass
-class _Run:
-    """What one training run works with, built once by ``_prepare_run``."""
+class Run:
+    """What one training run works with, built once by ``prepare_run``."""
 
     config: TrainConfig
     acc: Any
@@ -1705,7 +1728,7 @@ def _set_word_shapes(model: Any, setting: str) -> bool:
     return on
 
 
-def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run:
+def prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> Run:
     """Accelerator, model and recipe, features, optimizer and schedule, checkpoint identity."""
     import torch
     from accelerate.utils import set_seed
@@ -1736,12 +1759,12 @@ def _prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> _Run
         "labels": labels, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
         "precision": precision, "processes": acc.num_processes, "model_files": model_fingerprint(config.model),
         "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
-    return _Run(config, acc, model, torch.compile(model, dynamic=True) if compiled else model, tokenizer, optimizer,
+    return Run(config, acc, model, torch.compile(model, dynamic=True) if compiled else model, tokenizer, optimizer,
                 scheduler, precision, shapes, recipe, recipe_why, plain, with_context, testa, testb,
                 Path(config.output_dir) / "checkpoint-last", identity, multiple)
 
 
-def _epoch_batches(run: _Run, epoch: int) -> list[dict[str, Any]]:
+def _epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
     """This process's share of the epoch's shuffled, length-grouped batches (with context, each sentence keeps
     its document context with probability 1 - context_dropout), pinned for non-blocking copies to a GPU."""
     import torch
@@ -1768,7 +1791,7 @@ def _prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
         yield pending
 
 
-def train_step(run: _Run, inputs: dict[str, Any]) -> "torch.Tensor":
+def train_step(run: Run, inputs: dict[str, Any]) -> "torch.Tensor":
     """One optimizer step; returns the loss as a device tensor (reading it would wait for the device)."""
     loss = run.step_model(**inputs).loss
     run.acc.backward(loss)
@@ -1783,7 +1806,7 @@ def train_step(run: _Run, inputs: dict[str, Any]) -> "torch.Tensor":
     return loss.detach()
 
 
-def train_epoch(run: _Run, epoch: int, history: dict) -> None:
+def train_epoch(run: Run, epoch: int, history: dict) -> None:
     """One pass over this process's batches; the losses are read every LOG_EVERY steps and at the end."""
     import torch
     from tqdm import tqdm
@@ -1805,14 +1828,15 @@ def train_epoch(run: _Run, epoch: int, history: dict) -> None:
     bar.close()
 
 
-def _predict(run: _Run, sentences: list[Sentence]) -> list[list[str]]:
+def predict_split(run: Run, sentences: list[Sentence]) -> list[list[str]]:
+    """The run's predicted tags for one split, with the model's decoding and the run's precision."""
     return predict_tags(run.unwrapped, run.tokenizer, sentences, None, run.acc.device, precision=run.precision,
                         max_tokens=run.config.eval_max_tokens)
 
 
-def evaluate_epoch(run: _Run, epoch: int, history: dict, best: dict) -> None:
+def evaluate_epoch(run: Run, epoch: int, history: dict, best: dict) -> None:
     """Score eng.testa after an epoch; a new best F1 keeps a copy of the weights and of the predictions."""
-    testa_pred = _predict(run, run.testa)
+    testa_pred = predict_split(run, run.testa)
     f1 = span_scores([s.tags for s in run.testa], testa_pred)["overall"]["f1"]
     history["testa_f1"].append(f1)
     if f1 > history["best_f1"]:
@@ -1822,7 +1846,7 @@ def evaluate_epoch(run: _Run, epoch: int, history: dict, best: dict) -> None:
                   f"epoch {history['best_epoch']})")
 
 
-def _checkpoint(run: _Run, epoch: int, history: dict, best: dict) -> None:
+def _checkpoint(run: Run, epoch: int, history: dict, best: dict) -> None:
     """checkpoint-last/ after this epoch (the main process writes, every process waits)."""
     if run.acc.is_main_process:
         _save_checkpoint(run.ckpt, run.unwrapped, run.optimizer, run.scheduler,
@@ -1831,7 +1855,7 @@ def _checkpoint(run: _Run, epoch: int, history: dict, best: dict) -> None:
     run.acc.wait_for_everyone()
 
 
-def _resume(run: _Run, resume: bool | str, history: dict, best: dict) -> int:
+def _resume(run: Run, resume: bool | str, history: dict, best: dict) -> int:
     """Load checkpoint-last/ into the run when asked and when it belongs to it; the epoch to start from."""
     ckpt = run.ckpt
     if not resume:
@@ -1864,14 +1888,14 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
     """Fine-tune on splits["train"], keep the epoch with the best eng.testa F1, then score eng.testa and eng.testb.
 
     Tags in IOB1 or IOBES are converted to IOB2 first. Fields of ``config`` left as None take the loaded model's
-    recipe. After every epoch a checkpoint is saved; ``resume=True`` continues from it (another run's checkpoint is a
-    CheckpointError), ``resume="auto"`` only when it is this run's. The best model and metrics.json go to
-    ``config.output_dir``. eng.testb never chooses anything.
+    recipe. After every epoch a checkpoint is saved; ``resume=True`` continues from it, ``resume="auto"`` only when
+    it is this run's. The best model and its scores are saved in ``config.output_dir``. eng.testb never chooses
+    anything.
     """
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume={resume!r}; expected True, False or 'auto'")
     wall_start = time.perf_counter()
-    run = _prepare_run(config, as_iob2(splits))
+    run = prepare_run(config, as_iob2(splits))
     history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0,
                "epoch_seconds": []}
     best: dict[str, Any] = {"weights": None, "testa_pred": None}
@@ -1880,16 +1904,16 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
         train_epoch(run, epoch, history)
         evaluate_epoch(run, epoch, history, best)
         _checkpoint(run, epoch, history, best)
-    return _finish(run, history, best, start_epoch, wall_start)
+    return finish_run(run, history, best, start_epoch, wall_start)
 
 
-def _finish(run: _Run, history: dict, best: dict, start_epoch: int, wall_start: float) -> TrainResult:
-    """Restore the best epoch's weights, score testa and testb, save the model and metrics.json."""
+def finish_run(run: Run, history: dict, best: dict, start_epoch: int, wall_start: float) -> TrainResult:
+    """Restore the best epoch's weights, score eng.testa and eng.testb, save the model and its scores."""
     model = run.unwrapped
     if best["weights"] is not None:  # the best epoch by eng.testa, not necessarily the last
         model.load_state_dict(best["weights"])
-    testa_pred = best["testa_pred"] or _predict(run, run.testa)  # resumed after the best epoch: predict again
-    testb_pred = _predict(run, run.testb)
+    testa_pred = best["testa_pred"] or predict_split(run, run.testa)  # resumed after the best epoch: predict again
+    testb_pred = predict_split(run, run.testb)
     result = TrainResult(
         model=model_name(model), config=asdict(run.config), model_info=dict(model.ner_info),
         losses=history["losses"], testa_f1_per_epoch=history["testa_f1"], best_epoch=history["best_epoch"],
@@ -2009,7 +2033,8 @@ def _as_sentences(tags: Sequence[Any]) -> list[list[str]]:
     return [list(tags)] if tags and isinstance(tags[0], str) else [list(t) for t in tags]
 
 
-def _prf(correct: int, gold: int, pred: int) -> dict[str, float | int]:
+def precision_recall_f1(correct: int, gold: int, pred: int) -> dict[str, float | int]:
+    """Precision, recall and F1 from chunk counts (0 where a denominator is 0), with the counts."""
     precision = correct / pred if pred else 0.0
     recall = correct / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -2045,23 +2070,23 @@ def span_scores(gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, dict[str,
     0.0
     """
     n_gold, n_pred, n_correct, _, _ = span_counts(gold, pred)
-    scores = {"overall": _prf(sum(n_correct.values()), sum(n_gold.values()), sum(n_pred.values()))}
+    scores = {"overall": precision_recall_f1(sum(n_correct.values()), sum(n_gold.values()), sum(n_pred.values()))}
     for kind in sorted(set(ENTITY_TYPES) | set(n_gold) | set(n_pred)):
-        scores[kind] = _prf(n_correct[kind], n_gold[kind], n_pred[kind])
+        scores[kind] = precision_recall_f1(n_correct[kind], n_gold[kind], n_pred[kind])
     return scores
 
 
 def conlleval_report(gold: Sequence[Any], pred: Sequence[Any]) -> str:
     """The classic conlleval text report (processed-tokens line, accuracy line, one line per type)."""
     n_gold, n_pred, n_correct, tokens, tags_correct = span_counts(gold, pred)
-    overall = _prf(sum(n_correct.values()), sum(n_gold.values()), sum(n_pred.values()))
+    overall = precision_recall_f1(sum(n_correct.values()), sum(n_gold.values()), sum(n_pred.values()))
     lines = [f"processed {tokens} tokens with {overall['gold']} phrases; "
              f"found: {overall['pred']} phrases; correct: {overall['correct']}."]
     if tokens:
         lines.append(f"accuracy: {100 * tags_correct / tokens:6.2f}%; precision: {100 * overall['precision']:6.2f}%; "
                      f"recall: {100 * overall['recall']:6.2f}%; FB1: {100 * overall['f1']:6.2f}")
     for kind in sorted(set(n_gold) | set(n_pred)):
-        s = _prf(n_correct[kind], n_gold[kind], n_pred[kind])
+        s = precision_recall_f1(n_correct[kind], n_gold[kind], n_pred[kind])
         lines.append(f"{kind:>17s}: precision: {100 * s['precision']:6.2f}%; recall: {100 * s['recall']:6.2f}%; "
                      f"FB1: {100 * s['f1']:6.2f}  {s['pred']}")
     return "\n".join(lines) + "\n"
@@ -2342,7 +2367,8 @@ def is_results_line(sentence: Sentence) -> bool:
 
 def scores_by_group(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]],
                     groups: dict[str, Callable[[Sentence], bool]]) -> "pd.DataFrame":
-    """Span F1 inside and outside each group of sentences: sentences, gold entities, span errors, F1 (%)."""
+    """Span scores inside and outside each group of sentences: sentences, gold, predicted and correct entities, span
+    errors (``span_errors``, spurious predictions included) and F1 (%)."""
     import pandas as pd
 
     errors = Counter(span_errors(sentences, pred)["sentence"])
@@ -2351,8 +2377,9 @@ def scores_by_group(sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]
         for label, inside in ((name, True), (f"not {name}", False)):
             picked = [i for i, s in enumerate(sentences) if test(s) == inside]
             s = span_scores([sentences[i].tags for i in picked], [pred[i] for i in picked])["overall"]
-            rows[label] = {"sentences": len(picked), "gold entities": s["gold"],
-                           "span errors": sum(errors[i] for i in picked), "F1": round(100 * s["f1"], 2)}
+            rows[label] = {"sentences": len(picked), "gold entities": s["gold"], "predicted": s["pred"],
+                           "correct": s["correct"], "span errors": sum(errors[i] for i in picked),
+                           "F1": round(100 * s["f1"], 2)}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -2423,12 +2450,14 @@ SOTA = [
     ("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
      "one run; support-weighted mean of the per-type F1, not micro F1", "not stated", "not stated",
      "GitHub kamalkraj/BERT-NER, README"),
+    ("bert-base-cased reproductions", "allanj (GitHub)", "bert-base-cased + CRF", 91.87, "not stated",
+     "sentence", "not stated", "GitHub allanj/pytorch_neural_crf, docs/transformers_benchmark.md"),
     ("the top", "Wang, X. et al. (2021)", "ACE, concatenated embeddings", 94.6, "as reported", "document",
      "train", "ACL 2021; Alibaba-NLP/ACE README, config/doc_ner_best.yaml"),
     ("the top", "Yamada et al. (2020)", "LUKE-large, 483M", 94.3, "as reported", "document", "train",
      "EMNLP 2020; studio-ousia/luke README and issue 24"),
-    ("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "as reported", "document", "not stated",
-     "arXiv:2011.06993"),
+    ("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "mean of 3 runs", "document",
+     "not stated", "arXiv:2011.06993; flairNLP/flair issue 2200"),
     ("earlier", "Akbik et al. (2018)", "Flair embeddings + BiLSTM-CRF", 93.09, "mean of 5 runs", "sentence",
      "train+dev (about 92.6 on train alone)", "COLING 2018; flairNLP/flair issue 754"),
     ("earlier", "Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "mean of 5 runs", "sentence", "train",
@@ -2463,89 +2492,114 @@ def _gap(ours: float, published: float) -> str:
     return f"{abs(ours - published):.2f} points {side} {published:.2f}{share}"
 
 
-def _sampling(interval: dict[str, float], published: float, bounds: bool = True, split: str = "test set") -> str:
-    """Whether a published F1 (%) lies inside this run's 95% interval (given with ``bounds``): within the sampling
-    error of ``split``, or a difference it measures."""
-    span = f" ({100 * interval['low']:.2f}-{100 * interval['high']:.2f})" if bounds else ""
-    if versus(interval, published) == "level with":
-        return f"{published:.2f} lies inside this run's 95% interval{span}, within the sampling error of this {split}"
-    return f"{published:.2f} lies outside this run's 95% interval{span}, a difference this {split} measures"
+def _inside(interval: dict[str, float], published: float) -> bool:
+    """Does a published F1 (%) lie inside this run's 95% interval?"""
+    return versus(interval, published) == "level with"
 
 
-def _finite(values: Sequence[float]) -> list[float]:
-    """The finite values (a run whose F1 is missing is NaN)."""
-    return [float(v) for v in values if math.isfinite(v)]
+def _span(interval: dict[str, float]) -> str:
+    """"90.48-93.13": a 95% interval in %."""
+    return f"{100 * interval['low']:.2f}-{100 * interval['high']:.2f}"
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    """The mean of the finite values, None for fewer than two."""
-    values = _finite(values)
-    return sum(values) / len(values) if len(values) > 1 else None
+def _range(values: Sequence[float]) -> str:
+    """"+0.04 to +0.71", or one signed value."""
+    low, high = round(min(values), 2) + 0.0, round(max(values), 2) + 0.0
+    return f"{low:+.2f}" if low == high else f"{low:+.2f} to {high:+.2f}"
 
 
-def sota_comparison(testa: dict[str, float], testb: dict[str, float], seeds: Sequence[float] = ()) -> str:
-    """Markdown: this run against the BERT paper, the reproductions and the top: each gap in points and in errors, and
-    whether the published figure lies inside this run's 95% interval (``bootstrap_f1`` on each set); ``seeds``: eng.testb
-    F1 (%) of this recipe's runs, whose mean is set beside BERT-base and the reproductions too."""
-    ta, tb, mean = 100 * testa["f1"], 100 * testb["f1"], _mean(seeds)
-    lines = []
-    for row, dev in ((SOTA[0], 96.4), (SOTA[1], 96.6)):
-        name = row[2].split(",")[0]
-        text = (f"- **{name} in the BERT paper** (mean of 5 restarts, with document context). On eng.testb this run is "
-                f"{_gap(tb, row[3])}; {_sampling(testb, row[3])}. On eng.testa, the development set that chose "
-                f"this run's epoch, it is {_gap(ta, dev)}; {_sampling(testa, dev, split='development set')}.")
-        if mean is not None and row is SOTA[0]:
-            text += (f" Mean against mean: the {len(_finite(seeds))} runs of this recipe in "
-                     f"section 6 average {mean:.2f} on eng.testb, {_gap(mean, row[3])}.")
-        lines.append(text)
-    repro = [row for row in SOTA if row[0] == "bert-base-cased reproductions"]
-    lines.append("- **Independent reproductions of bert-base-cased**, none with document context reported:")
-    lines += [f"  - {row[1].split(' (')[0]}, {row[2]} ({row[4]}): "
-              + (f"the mean of this recipe's runs, {mean:.2f}, is {_gap(mean, row[3])}; this run is {_gap(tb, row[3])}"
-                 if mean is not None else f"this run is {_gap(tb, row[3])}")
-              + f"; {_sampling(testb, row[3], bounds=False)}." for row in repro]
-    lines.append("- **The top**, all three with document context; LUKE-large and XLM-R large are 4-5 times BERT-base's "
-                 "size:")
-    lines += [f"  - {row[2]}: this run is {_gap(tb, row[3])}; {_sampling(testb, row[3], bounds=False)}."
-              for row in SOTA if row[0] == "the top"]
-    return "\n".join(lines)
+def _rows(group: str) -> list[tuple]:
+    """The ``SOTA`` rows of one group ("the BERT paper", "bert-base-cased reproductions", "the top", "earlier")."""
+    return [row for row in SOTA if row[0] == group]
 
 
-def _inside(interval: dict[str, float], published: float) -> str:
-    """"within test-set sampling error" or "a gap outside this run's 95% interval"."""
-    return "within test-set sampling error" if versus(interval, published) == "level with" else \
-        "a gap outside this run's 95% interval"
+def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> str:
+    """Markdown, a few sentences: this run (its 95% intervals, ``bootstrap_f1``) and its recipe's ``mean``
+    (``recipe_mean``) against BERT-base in the BERT paper, the independent reproductions and the top."""
+    ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
+    bert, repro, top = _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+    m = round(mean["testb"], 2) if mean else None
+    runs = f"the {mean['runs']} runs of this recipe {mean['precision']} average {m:.2f}" if mean else ""
+    text = [f"**In short.** On eng.testb this run scores {tb:.2f} (95% interval {_span(testb)})"
+            + (f", and {runs}" if mean else "") + "."]
+    seen = "this test set cannot tell them apart" if _inside(testb, bert[3]) else "a difference this test set measures"
+    text.append(f"Against BERT-base in the BERT paper ({bert[3]:.2f}, mean of 5 restarts, with document context) this "
+                f"run is {_gap(tb, bert[3])}" + (f" and the recipe's mean {_gap(m, bert[3])}" if mean else "")
+                + f"; {bert[3]:.2f} lies {'inside' if _inside(testb, bert[3]) else 'outside'} this run's interval, so "
+                f"{seen}. On eng.testa, the development set that chose this run's epoch, it is {_gap(ta, 96.4)}, "
+                f"{'inside' if _inside(testa, 96.4) else 'outside'} that set's interval ({_span(testa)}).")
+    figures = [row[3] for row in repro]
+    outside = [f"{f:.2f}" for f in figures if not _inside(testb, f)]
+    text.append(f"The {len(repro)} independent reproductions of bert-base-cased, none reporting document context "
+                f"({min(figures):.2f}-{max(figures):.2f}), differ from this run by {_range([tb - f for f in figures])} "
+                f"points" + (f" and from the recipe's mean by {_range([m - f for f in figures])}" if mean else "")
+                + ("; all lie inside this run's interval, so the sign of the difference is not established."
+                   if not outside else f"; {', '.join(outside)} lie{'s' if len(outside) == 1 else ''} outside this "
+                   "run's interval."))
+    gaps = [round(row[3] - tb, 2) for row in top]
+    higher = (f"are {min(gaps):.2f}-{max(gaps):.2f} points higher" if min(gaps) > 0 else
+              f"differ from this run by {_range([-g for g in gaps])} points")
+    inside_top = [row[2].split(",")[0] for row in top if _inside(testb, row[3])]
+    text.append(f"The top systems ({', '.join(row[2].split(',')[0] for row in top)}; {min(r[3] for r in top):.2f}-"
+                f"{max(r[3] for r in top):.2f}), all with document context and two of them 4-5 times BERT-base's size, "
+                f"{higher}: " + ("gaps this test set measures (outside this run's interval)." if not inside_top else
+                                 "all inside this run's interval." if len(inside_top) == len(top) else
+                                 f"{', '.join(inside_top)} inside this run's interval, the rest outside."))
+    return " ".join(text)
+
+
+def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> "pd.DataFrame":
+    """One line per published figure of the BERT paper, the reproductions and the top: its F1, this run's difference
+    in points and in errors, whether the figure lies inside this run's 95% interval, and the recipe's ``mean``'s
+    difference."""
+    import pandas as pd
+
+    lines = [(row, dev, testa) for row, dev in zip(_rows("the BERT paper"), (96.4, 96.6))]
+    lines += [(row, row[3], testb) for group in ("the BERT paper", "bert-base-cased reproductions", "the top")
+              for row in _rows(group)]
+    records = []
+    for row, published, interval in lines:
+        ours, on_testb = round(100 * interval["f1"], 2), interval is testb
+        errors = 100 * ((100 - ours) / (100 - published) - 1)
+        record = {"system": row[2], "work": row[1], "set": "eng.testb" if on_testb else "eng.testa",
+                  "published F1": published, "this run minus it": f"{ours - published:+.2f}",
+                  "this run's errors, relative": f"{errors:+.1f}%" if abs(errors) < 1 else f"{errors:+.0f}%",
+                  "inside this run's 95% interval": "yes" if _inside(interval, published) else "no"}
+        if mean:
+            ran = round(mean["testb" if on_testb else "testa"], 2)
+            record[f"mean of the {mean['runs']} runs minus it"] = f"{ran - published:+.2f}"
+        records.append(record)
+    return pd.DataFrame(records).set_index("system").rename_axis(None)
 
 
 def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
-               seeds: Sequence[float] = ()) -> str:
-    """Markdown: what this run reached (with its 95% intervals and the mean of its recipe's ``seeds``), where it stands
-    against BERT-base in the BERT paper, the independent reproductions and the top, and what separates it from
-    BERT-base's set-up."""
-    ta, tb, mean = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2), _mean(seeds)
+               mean: dict[str, Any] | None = None) -> str:
+    """Markdown: what this run reached (with its 95% intervals and its recipe's ``mean``), where it stands against
+    BERT-base in the BERT paper, the reproductions and the top, and what separates it from BERT-base's set-up."""
+    ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, top = SOTA[0], max(SOTA, key=lambda row: row[3])
-    repro = [row[3] for row in SOTA if row[0] == "bert-base-cased reproductions"]
+    repro = [row[3] for row in _rows("bert-base-cased reproductions")]
+    m = round(mean["testb"], 2) if mean else None
     stand_in = f", an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
     size = f", {metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
-    span = {name: f"{100 * i['low']:.2f}-{100 * i['high']:.2f}" for name, i in (("a", testa), ("b", testb))}
-    inside = {_inside(testb, f) for f in repro}
-    against = (inside.pop() if len(inside) == 1 else "; ".join(f"{_inside(testb, f)} for {f:.2f}" for f in repro))
-    gaps = sorted(round(tb - f, 2) + 0.0 for f in repro)
-    mean_gaps = sorted(round(round(mean, 2) - f, 2) + 0.0 for f in repro) if mean is not None else None
+    inside = [_inside(testb, f) for f in repro]
+    against = ("all inside this run's 95% interval, so the sign is not established" if all(inside) else
+               "outside this run's 95% interval" if not any(inside) else
+               "; ".join(f"{f:.2f} {'inside' if i else 'outside'} this run's 95% interval" for f, i in zip(repro, inside)))
+    where = {True: "within test-set sampling error", False: "a gap outside this run's 95% interval"}
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     return (f"Fine-tuned as a token classifier, {metrics.get('model', 'the model')} ({size[2:] or 'this run'}{stand_in}) "
-            f"reaches **{ta:.2f}** span F1 on eng.testa (95% interval {span['a']}) and **{tb:.2f}** on eng.testb "
-            f"({span['b']})" + (f"; the {len(_finite(seeds))} runs of its recipe average **{mean:.2f}** on eng.testb"
-                                if mean is not None else "")
+            f"reaches **{ta:.2f}** span F1 on eng.testa (95% interval {_span(testa)}) and **{tb:.2f}** on eng.testb "
+            f"({_span(testb)})" + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m:.2f}** on "
+                                   "eng.testb" if mean else "")
             + f". Against BERT-base in the BERT paper (with document context), this run is {_gap(ta, 96.4)} on "
-            f"eng.testa (which chose its epoch), {_inside(testa, 96.4)}, and {_gap(tb, bert[3])} on eng.testb, "
-            f"{_inside(testb, bert[3])}" + (f"; the recipe's mean is {_gap(mean, bert[3])}" if mean is not None else "")
+            f"eng.testa (which chose its epoch), {where[_inside(testa, 96.4)]}, and {_gap(tb, bert[3])} on eng.testb, "
+            f"{where[_inside(testb, bert[3])]}" + (f"; the recipe's mean is {_gap(m, bert[3])}" if mean else "")
             + f". Against the {len(repro)} independent bert-base-cased reproductions ({min(repro):.2f}-{max(repro):.2f}) "
-            + (f"the recipe's mean is {mean_gaps[0]:+.2f} to {mean_gaps[-1]:+.2f} points and this run "
-               if mean is not None else "it is ")
-            + f"{gaps[0]:+.2f} to {gaps[-1]:+.2f} points, {against}. This run is {_gap(tb, top[3])}, the best system in "
-            f"the table ({top[2].split(',')[0]}), {_inside(testb, top[3])}."
+            + (f"the recipe's mean is {_range([m - f for f in repro])} points and this run " if mean else "it is ")
+            + f"{_range([tb - f for f in repro])} points, {against}. This run is {_gap(tb, top[3])}, the best system "
+            f"in the table ({top[2].split(',')[0]}), {where[_inside(testb, top[3])]}."
             + (f" What separates this run from BERT-base's set-up: {' and '.join(diffs)}; section 9 says what is "
                "measured of each." if diffs else ""))
 
@@ -2689,6 +2743,37 @@ def seed_table(metrics: dict[str, Any], folder: str | os.PathLike | None = None)
                         columns=["run", "seed", "mixed precision", "eng.testa F1", "eng.testb F1"])
 
 
+PRECISION_PHRASES = {"none (32-bit floats)": "in 32-bit floats", "bf16": "in bf16 mixed precision",
+                     "fp16": "in fp16 mixed precision"}
+
+
+def seed_summary(seeds: "pd.DataFrame") -> list[str]:
+    """One line per mixed precision of ``seed_table``: its runs' eng.testb F1 (mean, std, min and max of several
+    runs; a single run as itself). Runs in different precisions are never pooled."""
+    lines = []
+    for precision, group in seeds.groupby("mixed precision", sort=False):
+        f1, phrase = group["eng.testb F1"], PRECISION_PHRASES.get(precision, f"in {precision}").removeprefix("in ")
+        ours = group.loc[group["run"] == "this run", "seed"].tolist()
+        who = f"seed{'s' if len(group) > 1 else ''} {', '.join(str(seed) for seed in group['seed'])}" + (
+            "" if not ours else ", this run" if len(group) == 1 else f"; this run is seed {ours[0]}")
+        lines.append(f"{phrase}: {_count(len(group), 'run')} ({who}), eng.testb " + (
+            f"mean {f1.mean():.2f}, std {f1.std():.2f}, min {f1.min():.2f}, max {f1.max():.2f}" if len(group) > 1
+            else f"{f1.iloc[0]:.2f}"))
+    return lines
+
+
+def recipe_mean(seeds: "pd.DataFrame") -> dict[str, Any] | None:
+    """The mean F1 of the largest group of ``seed_table`` runs in one mixed precision (two runs at least; a tie goes
+    to the group holding this run): {"runs", "precision" (words), "testa", "testb" (%)}; None where no group has two."""
+    groups = [(len(g), (g["run"] == "this run").any(), p, g)
+              for p, g in seeds.groupby("mixed precision", sort=False) if len(g) > 1]
+    if not groups:
+        return None
+    n, _, precision, group = max(groups, key=lambda g: g[:2])
+    return {"runs": n, "precision": PRECISION_PHRASES.get(precision, f"in {precision}"),
+            "testa": float(group["eng.testa F1"].mean()), "testb": float(group["eng.testb F1"].mean())}
+
+
 # What each offline checkpoint is, for the report's first lines ({p}: millions of parameters).
 OFFLINE_MODELS = {
     BASE_MODEL: "BERT-base-sized (12 layers of 768, {p}M parameters) but not BERT: MPNet pretraining (Song et al., 2020), "
@@ -2705,7 +2790,8 @@ def run_summary(metrics: dict[str, Any]) -> str:
     short = (f", **a short check only** ({cfg['max_train_sentences']} training sentences, {cfg['epochs']} epoch(s))"
              if cfg.get("max_train_sentences") else "")
     text = (f"**This rendering** fine-tuned **{metrics['model']}**{short}: span F1 **{100 * metrics['testa_f1']:.2f}** on "
-            f"eng.testa and **{100 * metrics['testb_f1']:.2f}** on eng.testb.")
+            f"eng.testa and **{100 * metrics['testb_f1']:.2f}** on eng.testb (trained in section 4, scored in "
+            "section 5).")
     if metrics.get("fallback"):
         text += (f" The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be loaded on the "
                  f"machine that ran it (no model hub, no local copy), so the code fell back to {metrics['model']}: "

@@ -1,6 +1,8 @@
 """Error analysis and the notebook's tables."""
 from __future__ import annotations
 
+import pytest
+
 import ner_utils as nu
 from conftest import ROOT
 
@@ -55,6 +57,21 @@ def test_alignment_table_marks_ignored_pieces(tiny):
     assert table["piece"].tolist() == ["[CLS]", "john", "q", "##z", "[SEP]"]
     assert table["label_id"].tolist() == [-100, 1, 0, -100, -100]
     assert table["word_id"].tolist() == ["None", "0", "1", "1", "None"]
+
+
+def test_sentence_tables_have_one_row_per_word_and_the_example_has_a_split_word(tiny):
+    _, tok = tiny
+    plain = _s("john met angela in berlin", ["B-PER", "O", "B-PER", "O", "B-LOC"])  # every word is in the vocabulary
+    assert nu.sentence_table(plain).values.tolist() == [[w, t] for w, t in zip(plain.words, plain.tags)]
+    split = _s("john met qz in berlin city", ["B-PER", "O", "B-PER", "O", "B-LOC", "O"])
+    short = _s("john qz", ["B-PER", "O"])  # a split word, but under five words
+    no_entity = _s("met qz in the city", ["O"] * 5)
+    assert any(len(tok.tokenize(w)) > 1 for w in split.words) and not any(len(tok.tokenize(w)) > 1 for w in plain.words)
+    assert nu.sentence_with_split_word(tok, [short, no_entity, plain, split]) is split
+    assert nu.sentence_with_split_word(tok, [short, plain]) is plain  # no split word anywhere: the first with an entity
+    assert nu.sentence_with_split_word(tok, [short]) is short
+    with pytest.raises(ValueError, match="no sentences"):
+        nu.sentence_with_split_word(tok, [])
 
 
 def test_summary_and_sota_tables():
@@ -137,31 +154,53 @@ def test_every_published_row_says_how_its_figure_was_obtained_and_its_conditions
     assert "weighted" in sota[sota["work"] == "kamalkraj (2019)"].iloc[0]["how obtained"]
 
 
-def test_sota_comparison_says_where_each_figure_lies_against_this_runs_intervals():
+def test_sota_answer_says_where_each_figure_lies_against_this_runs_intervals():
     testa = {"f1": 0.957, "low": 0.951, "high": 0.962}
-    wide = nu.sota_comparison(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, [91.50, 91.56, 91.54])
-    assert "- **BERT-base in the BERT paper** (mean of 5 restarts, with document context). On eng.testb this run is " \
-           "0.84 points below 92.40 (11% more errors); 92.40 lies inside this run's 95% interval (90.50-92.50), within " \
-           "the sampling error of this test set. On eng.testa, the development set that chose this run's epoch, it is " \
-           "0.70 points below 96.40 (19% more errors); 96.40 lies outside this run's 95% interval (95.10-96.20), a " \
-           "difference this development set measures. Mean against mean: the 3 runs " \
-           "of this recipe in section 6 average 91.53 on eng.testb, 0.87 points below 92.40 (11% more errors)." in wide
-    assert "92.80 lies outside this run's 95% interval (90.50-92.50)" in wide  # BERT-large: outside
-    assert "level with" not in wide and "**" not in wide.split("**", 2)[2] \
-        .replace("**BERT-large in the BERT paper**", "").replace("**Independent reproductions of bert-base-cased**",
-                                                                 "").replace("**The top**", "")
-    assert "  - kermitt2, bert-base-cased + CRF (mean of 10 runs; best run 91.68): the mean of this recipe's runs, " \
-           "91.53, is 0.33 points above 91.20 (4% fewer errors); this run is 0.36 points above 91.20 (4% fewer " \
-           "errors); 91.20 lies inside this run's 95% interval, within the sampling error of this test set." in wide
-    assert wide.count("Mean against mean") == 1 and wide.count("the mean of this recipe's runs, 91.53") == 3
-    assert "  - ACE, concatenated embeddings: this run is 3.04 points below 94.60 (56% more errors); 94.60 lies outside " \
-           "this run's 95% interval, a difference this test set measures." in wide
-    noisy = nu.sota_comparison(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, [90.5, float("nan"), 91.8])
-    assert "the 2 runs of this recipe in section 6 average 91.15" in noisy  # the missing run is left out
-    narrow = nu.sota_comparison(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
-    assert "92.40 lies outside this run's 95% interval (91.30-91.90)" in narrow and "Mean against mean" not in narrow
-    assert "this recipe's runs" not in narrow and "  - byzhang, bert-base-cased (best run): this run is" in narrow
-    assert "91.20 lies outside this run's 95% interval, a difference this test set measures." in narrow
+    mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
+    wide = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, mean)
+    assert wide.startswith("**In short.** On eng.testb this run scores 91.56 (95% interval 90.50-92.50), and the 3 runs "
+                           "of this recipe in 32-bit floats average 91.53. Against BERT-base in the BERT paper (92.40, "
+                           "mean of 5 restarts, with document context) this run is 0.84 points below 92.40 (11% more "
+                           "errors) and the recipe's mean 0.87 points below 92.40 (11% more errors); 92.40 lies inside "
+                           "this run's interval, so this test set cannot tell them apart. On eng.testa, the development "
+                           "set that chose this run's epoch, it is 0.70 points below 96.40 (19% more errors), outside "
+                           "that set's interval (95.10-96.20).")
+    assert "The 4 independent reproductions of bert-base-cased, none reporting document context (91.20-91.87), differ from this " \
+           "run by -0.31 to +0.36 points and from the recipe's mean by -0.34 to +0.33; all lie inside this run's " \
+           "interval, so the sign of the difference is not established." in wide
+    assert wide.endswith("The top systems (ACE, LUKE-large, FLERT; 94.09-94.60), all with document context and two of "
+                         "them 4-5 times BERT-base's size, are 2.53-3.04 points higher: gaps this test set measures "
+                         "(outside this run's interval).")
+    assert "level with" not in wide and wide.count("**") == 2
+    narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
+    assert "recipe's mean" not in narrow and "average" not in narrow
+    assert "92.40 lies outside this run's interval, so a difference this test set measures" in narrow
+    assert "; 91.20 lies outside this run's interval." in narrow  # the others are inside (91.30-91.90)
+    top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
+    assert "ACE inside this run's interval, the rest outside." not in top_inside  # 94.60 is above 94.25
+    assert "points higher: FLERT inside this run's interval, the rest outside." in top_inside  # 94.30 > 94.25
+    above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
+    assert "differ from this run by -0.10 to +0.41 points: all inside this run's interval." in above
+
+
+def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
+    testa, testb = {"f1": 0.957, "low": 0.951, "high": 0.962}, {"f1": 0.9156, "low": 0.905, "high": 0.925}
+    mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
+    gaps = nu.sota_gaps(testa, testb, mean)
+    assert len(gaps) == 2 + sum(row[0] in ("the BERT paper", "bert-base-cased reproductions", "the top") for row in nu.SOTA)
+    dev = gaps[gaps["set"] == "eng.testa"].iloc[0]
+    assert dev.name == "BERT-base, 110M" and dev["published F1"] == 96.4 and dev["this run minus it"] == "-0.70"
+    assert dev["inside this run's 95% interval"] == "no" and dev["mean of the 3 runs minus it"] == "-0.67"
+    assert dev["this run's errors, relative"] == "+19%"
+    allanj = gaps[gaps["work"] == "allanj (GitHub)"].iloc[0]
+    assert allanj["this run minus it"] == "-0.31" and allanj["this run's errors, relative"] == "+4%"
+    assert allanj["mean of the 3 runs minus it"] == "-0.34" and allanj["inside this run's 95% interval"] == "yes"
+    close = nu.sota_gaps(testa, {"f1": 0.9183, "low": 0.905, "high": 0.925})
+    assert close[close["work"] == "allanj (GitHub)"].iloc[0]["this run's errors, relative"] == "+0.5%"
+    assert not any(column.startswith("mean of") for column in close.columns)  # no runs to average: no column
+
+
+def test_versus_reads_the_interval_as_printed():
     assert nu.versus({"low": 0.9, "high": 0.92}, 91.0) == "level with"
     assert nu.versus({"low": 0.9, "high": 0.92}, 92.5) == "below" and nu.versus({"low": 0.9, "high": 0.92}, 89.0) == "above"
     assert nu.versus({"low": 0.9105, "high": 0.923996}, 92.4) == "level with"  # 92.40 as printed: inside
@@ -178,19 +217,22 @@ def test_conclusion_names_the_bert_paper_the_reproductions_and_the_top():
     metrics = {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True, "asked": "bert-base-cased",
                "testa_f1": 0.9572, "testb_f1": 0.9156}
     testa, testb = {"f1": 0.9572, "low": 0.951, "high": 0.962}, {"f1": 0.9156, "low": 0.91, "high": 0.92}
-    text = nu.conclusion(metrics, testa, testb, [91.5, 91.56, 91.54])
+    mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
+    text = nu.conclusion(metrics, testa, testb, mean)
     assert text.startswith("Fine-tuned as a token classifier, all-mpnet-base-v2 (108.9M parameters, an offline stand-in "
                            "for bert-base-cased) reaches **95.72** span F1 on eng.testa (95% interval 95.10-96.20) and "
-                           "**91.56** on eng.testb (91.00-92.00); the 3 runs of its recipe average **91.53** on "
-                           "eng.testb. Against BERT-base in the BERT paper (with document context), this run is 0.68 "
-                           "points below 96.40 (19% more errors) on eng.testa (which chose its epoch), a gap outside this "
-                           "run's 95% interval, and 0.84 points below 92.40 (11% more errors) on eng.testb, a gap outside "
-                           "this run's 95% interval; the recipe's mean is 0.87 points below 92.40 (11% more errors).")
+                           "**91.56** on eng.testb (91.00-92.00); the 3 runs of its recipe in 32-bit floats average "
+                           "**91.53** on eng.testb. Against BERT-base in the BERT paper (with document context), this run "
+                           "is 0.68 points below 96.40 (19% more errors) on eng.testa (which chose its epoch), a gap "
+                           "outside this run's 95% interval, and 0.84 points below 92.40 (11% more errors) on eng.testb, "
+                           "a gap outside this run's 95% interval; the recipe's mean is 0.87 points below 92.40 (11% more "
+                           "errors).")
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
-    assert "average" not in nu.conclusion(metrics, testa, testb)  # no stored runs: no mean
-    assert "Against the 3 independent bert-base-cased reproductions (91.20-91.37) the recipe's mean is +0.16 to +0.33 " \
-           "points and this run +0.19 to +0.36 points, within test-set sampling error." in text
-    assert "reproductions (91.20-91.37) it is +0.19 to +0.36 points" in nu.conclusion(metrics, testa, testb)
+    assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
+    assert "Against the 4 independent bert-base-cased reproductions (91.20-91.87) the recipe's mean is -0.34 to +0.33 " \
+           "points and this run -0.31 to +0.36 points, all inside this run's 95% interval, so the sign is not " \
+           "established." in text
+    assert "reproductions (91.20-91.87) it is -0.31 to +0.36 points" in nu.conclusion(metrics, testa, testb)
     assert "This run is 3.04 points below 94.60 (56% more errors), the best system in the table (ACE), a gap outside this " \
            "run's 95% interval." in text
     assert text.endswith("What separates this run from BERT-base's set-up: the encoder (all-mpnet-base-v2, not "
@@ -205,9 +247,30 @@ def test_conclusion_names_the_bert_paper_the_reproductions_and_the_top():
     wide = {"f1": 0.9156, "low": 0.905, "high": 0.925}
     assert "on eng.testb, within test-set sampling error" in nu.conclusion(metrics, testa, wide)
     mixed = nu.conclusion(metrics | {"testb_f1": 0.916}, testa, {"f1": 0.916, "low": 0.9125, "high": 0.92})
-    assert "a gap outside this run's 95% interval for 91.20; within test-set sampling error for 91.37; within test-set " \
-           "sampling error for 91.35." in mixed
-    assert "+0.00 to +0.17 points" in nu.conclusion(metrics, testa, {"f1": 0.9137, "low": 0.91, "high": 0.92})
+    assert "91.20 outside this run's 95% interval; 91.37 inside this run's 95% interval; 91.35 inside this run's 95% " \
+           "interval; 91.87 inside this run's 95% interval." in mixed
+    assert "outside this run's 95% interval." in nu.conclusion(metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
+
+
+def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_group():
+    import pandas as pd
+
+    seeds = pd.DataFrame({"run": ["stored", "stored", "stored", "this run"], "seed": [0, 1, 42, 42],
+                          "mixed precision": ["none (32-bit floats)"] * 3 + ["bf16"],
+                          "eng.testa F1": [95.69, 95.78, 95.72, 95.30], "eng.testb F1": [91.55, 91.54, 91.56, 91.91]})
+    assert nu.seed_summary(seeds) == [
+        "32-bit floats: 3 runs (seeds 0, 1, 42), eng.testb mean 91.55, std 0.01, min 91.54, max 91.56",
+        "bf16 mixed precision: 1 run (seed 42, this run), eng.testb 91.91"]
+    assert nu.seed_summary(seeds.iloc[[2, 3]].assign(**{"mixed precision": "bf16"})) == [
+        "bf16 mixed precision: 2 runs (seeds 42, 42; this run is seed 42), eng.testb mean 91.73, std 0.25, min 91.56, "
+        "max 91.91"]
+    mean = nu.recipe_mean(seeds)
+    assert mean["runs"] == 3 and mean["precision"] == "in 32-bit floats" and round(mean["testb"], 2) == 91.55
+    assert round(mean["testa"], 2) == 95.73
+    assert nu.recipe_mean(seeds.iloc[[0, 3]]) is None  # one run in each precision: nothing to average
+    tie = pd.concat([seeds.iloc[[0, 1]], seeds.iloc[[3, 3]].assign(run=["this run", "stored"], seed=[42, 7])])
+    assert nu.recipe_mean(tie)["precision"] == "in bf16 mixed precision"  # a tie: the group holding this run
+    assert nu.seed_summary(seeds.iloc[:0]) == [] and nu.recipe_mean(seeds.iloc[:0]) is None
 
 
 def test_group_findings_say_which_side_scores_higher_and_where_the_errors_gather():
@@ -348,7 +411,8 @@ def test_error_groups_and_unseen_names():
     assert [nu.is_results_line(s) for s in test] == [False, True, False]
     assert not nu.is_all_caps(_s("EU", ["B-ORG"])) and not nu.is_results_line(_s("in 1996 .", ["O", "O", "O"]))
     groups = nu.scores_by_group(test, pred, {"all-caps": nu.is_all_caps})
-    assert groups.loc["all-caps"].tolist() == [1, 1, 1, 0.0] and groups.loc["not all-caps", "span errors"] == 1
+    assert groups.loc["all-caps"].tolist() == [1, 1, 0, 0, 1, 0.0] and groups.loc["not all-caps", "span errors"] == 1
+    assert groups.loc["not all-caps", ["gold entities", "predicted", "correct"]].tolist() == [4, 4, 3]
     assert groups.loc["not all-caps", "F1"] == 75.0
     unseen = nu.unseen_entities(train, {"t": test})
     assert unseen.loc["LOC", "t"] == 66.7 and unseen.loc["ORG", "t"] == 50.0 and unseen.loc["all", "t"] == 60.0
