@@ -47,9 +47,11 @@ __all__ = [
     "allowed_transitions", "bootstrap_f1", "chunk_ends", "chunk_starts", "conclusion", "conllpp_table", "entity_texts",
     "find_conllpp", "follows_recipe", "is_all_caps", "is_results_line", "paired_bootstrap", "paired_table",
     "read_conllpp", "recall_by_novelty", "run_summary", "runtime_config", "saved_predictions", "scores_by_group",
-    "seed_table", "show_code", "sota_comparison", "span_counts", "train_epoch", "train_step", "unseen_entities",
-    "versus", "viterbi_decode", "build_optimizer", "build_scheduler", "describe_recipe", "evaluate_epoch",
-    "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape",
+    "seed_table", "show_code", "sota_answer", "sota_gaps", "span_counts", "train_epoch", "train_step",
+    "unseen_entities", "versus", "viterbi_decode", "build_scheduler", "describe_recipe", "evaluate_epoch",
+    "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape", "seed_summary",
+    "recipe_mean", "PRECISION_PHRASES", "sentence_with_split_word", "Run", "prepare_run", "predict_split", "finish_run",
+    "precision_recall_f1",
 ]
 
 # =============================================================================================
@@ -1134,14 +1136,14 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
         raise
     except Exception as err:  # noqa: BLE001 - every failure is reported, then falls back or re-raises
         reason = str(err) if isinstance(err, ModelLoadError) else _first_line(err)
+        named = "" if origin == "argument" else f" ({origin})"  # where the name came from, unless passed directly
         if not fallback or trained or _is_base(asked):
-            raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}") from err
+            raise ModelLoadError(f"could not load {asked!r}{named}: {reason}") from err
         try:
             resolved, offline = _offline_checkpoint()
         except ModelLoadError as missing:
-            raise ModelLoadError(f"could not load {asked!r} ({origin}): {reason}; and {missing}") from err
+            raise ModelLoadError(f"could not load {asked!r}{named}: {reason}; and {missing}") from err
         model, tok = _from_pretrained(str(offline), labels)
-        named = "" if origin == "argument" else f" ({origin})"  # where the name came from, unless passed directly
         _say_once(f"load_model: asked for {asked!r}{named}, which could not be loaded ({reason}); using the "
                   f"offline encoder installed on this machine, {resolved} ({count_parameters(model) / 1e6:.1f}M parameters, "
                   f"{'cased' if is_cased(tok) else 'uncased'}), instead.")
@@ -2445,7 +2447,7 @@ SOTA = [
      "not stated", "NAACL 2019, Table 7 and section 5.3"),
     ("bert-base-cased reproductions", "kermitt2 (2019)", "bert-base-cased + CRF", 91.20, "mean of 10 runs; best run 91.68",
      "not stated", "train", "GitHub kermitt2/delft issue 21"),
-    ("bert-base-cased reproductions", "byzhang (2019)", "bert-base-cased", 91.37, "best run", "not stated", "train",
+    ("bert-base-cased reproductions", "byzhang (2019)", "BERT-base, casing not stated", 91.37, "best run", "not stated", "train",
      "GitHub kermitt2/delft issue 21"),
     ("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
      "one run; support-weighted mean of the per-type F1, not micro F1", "not stated", "not stated",
@@ -2522,23 +2524,23 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     runs = f"the {mean['runs']} runs of this recipe {mean['precision']} average {m:.2f}" if mean else ""
     text = [f"**In short.** On eng.testb this run scores {tb:.2f} (95% interval {_span(testb)})"
             + (f", and {runs}" if mean else "") + "."]
-    seen = "this test set cannot tell them apart" if _inside(testb, bert[3]) else "a difference this test set measures"
+    seen = ("inside this run's interval, so without the paper's predictions the difference is not established"
+            if _inside(testb, bert[3]) else "outside this run's interval: a difference this test set measures")
     text.append(f"Against BERT-base in the BERT paper ({bert[3]:.2f}, mean of 5 restarts, with document context) this "
                 f"run is {_gap(tb, bert[3])}" + (f" and the recipe's mean {_gap(m, bert[3])}" if mean else "")
-                + f"; {bert[3]:.2f} lies {'inside' if _inside(testb, bert[3]) else 'outside'} this run's interval, so "
-                f"{seen}. On eng.testa, the development set that chose this run's epoch, it is {_gap(ta, 96.4)}, "
+                + f"; {bert[3]:.2f} lies {seen}. On eng.testa, the development set that chose this run's epoch, it is {_gap(ta, 96.4)}, "
                 f"{'inside' if _inside(testa, 96.4) else 'outside'} that set's interval ({_span(testa)}).")
     figures = [row[3] for row in repro]
     outside = [f"{f:.2f}" for f in figures if not _inside(testb, f)]
-    text.append(f"The {len(repro)} independent reproductions of bert-base-cased, none reporting document context "
-                f"({min(figures):.2f}-{max(figures):.2f}), differ from this run by {_range([tb - f for f in figures])} "
-                f"points" + (f" and from the recipe's mean by {_range([m - f for f in figures])}" if mean else "")
+    text.append(f"Against the {len(repro)} independent reproductions of BERT-base, none reporting document context "
+                f"({min(figures):.2f}-{max(figures):.2f}), this run minus each is {_range([tb - f for f in figures])} "
+                f"points" + (f" and the recipe's mean minus each {_range([m - f for f in figures])}" if mean else "")
                 + ("; all lie inside this run's interval, so the sign of the difference is not established."
                    if not outside else f"; {', '.join(outside)} lie{'s' if len(outside) == 1 else ''} outside this "
                    "run's interval."))
     gaps = [round(row[3] - tb, 2) for row in top]
     higher = (f"are {min(gaps):.2f}-{max(gaps):.2f} points higher" if min(gaps) > 0 else
-              f"differ from this run by {_range([-g for g in gaps])} points")
+              f"differ from it by {_range([-g for g in gaps])} points (this run minus each)")
     inside_top = [row[2].split(",")[0] for row in top if _inside(testb, row[3])]
     text.append(f"The top systems ({', '.join(row[2].split(',')[0] for row in top)}; {min(r[3] for r in top):.2f}-"
                 f"{max(r[3] for r in top):.2f}), all with document context and two of them 4-5 times BERT-base's size, "
@@ -2563,7 +2565,7 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
         errors = 100 * ((100 - ours) / (100 - published) - 1)
         record = {"system": row[2], "work": row[1], "set": "eng.testb" if on_testb else "eng.testa",
                   "published F1": published, "this run minus it": f"{ours - published:+.2f}",
-                  "this run's errors, relative": f"{errors:+.1f}%" if abs(errors) < 1 else f"{errors:+.0f}%",
+                  "this run's errors, relative": f"{errors:+.1f}%" if abs(round(errors, 1)) < 1 else f"{errors:+.0f}%",
                   "inside this run's 95% interval": "yes" if _inside(interval, published) else "no"}
         if mean:
             ran = round(mean["testb" if on_testb else "testa"], 2)
@@ -2596,7 +2598,7 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
             + f". Against BERT-base in the BERT paper (with document context), this run is {_gap(ta, 96.4)} on "
             f"eng.testa (which chose its epoch), {where[_inside(testa, 96.4)]}, and {_gap(tb, bert[3])} on eng.testb, "
             f"{where[_inside(testb, bert[3])]}" + (f"; the recipe's mean is {_gap(m, bert[3])}" if mean else "")
-            + f". Against the {len(repro)} independent bert-base-cased reproductions ({min(repro):.2f}-{max(repro):.2f}) "
+            + f". Against the {len(repro)} independent BERT-base reproductions ({min(repro):.2f}-{max(repro):.2f}) "
             + (f"the recipe's mean is {_range([m - f for f in repro])} points and this run " if mean else "it is ")
             + f"{_range([tb - f for f in repro])} points, {against}. This run is {_gap(tb, top[3])}, the best system "
             f"in the table ({top[2].split(',')[0]}), {where[_inside(testb, top[3])]}."
@@ -2750,7 +2752,7 @@ PRECISION_PHRASES = {"none (32-bit floats)": "in 32-bit floats", "bf16": "in bf1
 def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     """One line per mixed precision of ``seed_table``: its runs' eng.testb F1 (mean, std, min and max of several
     runs; a single run as itself). Runs in different precisions are never pooled."""
-    lines = []
+    lines, seeds = [], seeds.dropna(subset=["eng.testa F1", "eng.testb F1"])  # a run whose F1 is missing is left out
     for precision, group in seeds.groupby("mixed precision", sort=False):
         f1, phrase = group["eng.testb F1"], PRECISION_PHRASES.get(precision, f"in {precision}").removeprefix("in ")
         ours = group.loc[group["run"] == "this run", "seed"].tolist()
@@ -2764,7 +2766,9 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
 
 def recipe_mean(seeds: "pd.DataFrame") -> dict[str, Any] | None:
     """The mean F1 of the largest group of ``seed_table`` runs in one mixed precision (two runs at least; a tie goes
-    to the group holding this run): {"runs", "precision" (words), "testa", "testb" (%)}; None where no group has two."""
+    to the group holding this run, then to the first in the table): {"runs", "precision" (words), "testa", "testb"
+    (%)}; runs whose F1 is missing are left out; None where no group has two."""
+    seeds = seeds.dropna(subset=["eng.testa F1", "eng.testb F1"])  # a run whose F1 is missing is left out
     groups = [(len(g), (g["run"] == "this run").any(), p, g)
               for p, g in seeds.groupby("mixed precision", sort=False) if len(g) > 1]
     if not groups:

@@ -162,25 +162,26 @@ def test_sota_answer_says_where_each_figure_lies_against_this_runs_intervals():
                            "of this recipe in 32-bit floats average 91.53. Against BERT-base in the BERT paper (92.40, "
                            "mean of 5 restarts, with document context) this run is 0.84 points below 92.40 (11% more "
                            "errors) and the recipe's mean 0.87 points below 92.40 (11% more errors); 92.40 lies inside "
-                           "this run's interval, so this test set cannot tell them apart. On eng.testa, the development "
+                           "this run's interval, so without the paper's predictions the difference is not established. "
+                           "On eng.testa, the development "
                            "set that chose this run's epoch, it is 0.70 points below 96.40 (19% more errors), outside "
                            "that set's interval (95.10-96.20).")
-    assert "The 4 independent reproductions of bert-base-cased, none reporting document context (91.20-91.87), differ from this " \
-           "run by -0.31 to +0.36 points and from the recipe's mean by -0.34 to +0.33; all lie inside this run's " \
-           "interval, so the sign of the difference is not established." in wide
+    assert "Against the 4 independent reproductions of BERT-base, none reporting document context (91.20-91.87), this " \
+           "run minus each is -0.31 to +0.36 points and the recipe's mean minus each -0.34 to +0.33; all lie inside " \
+           "this run's interval, so the sign of the difference is not established." in wide
     assert wide.endswith("The top systems (ACE, LUKE-large, FLERT; 94.09-94.60), all with document context and two of "
                          "them 4-5 times BERT-base's size, are 2.53-3.04 points higher: gaps this test set measures "
                          "(outside this run's interval).")
     assert "level with" not in wide and wide.count("**") == 2
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and "average" not in narrow
-    assert "92.40 lies outside this run's interval, so a difference this test set measures" in narrow
+    assert "92.40 lies outside this run's interval: a difference this test set measures" in narrow
     assert "; 91.20 lies outside this run's interval." in narrow  # the others are inside (91.30-91.90)
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
     assert "ACE inside this run's interval, the rest outside." not in top_inside  # 94.60 is above 94.25
     assert "points higher: FLERT inside this run's interval, the rest outside." in top_inside  # 94.30 > 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert "differ from this run by -0.10 to +0.41 points: all inside this run's interval." in above
+    assert "differ from it by -0.10 to +0.41 points (this run minus each): all inside this run's interval." in above
 
 
 def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
@@ -229,10 +230,11 @@ def test_conclusion_names_the_bert_paper_the_reproductions_and_the_top():
                            "errors).")
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
-    assert "Against the 4 independent bert-base-cased reproductions (91.20-91.87) the recipe's mean is -0.34 to +0.33 " \
+    assert "Against the 4 independent BERT-base reproductions (91.20-91.87) the recipe's mean is -0.34 to +0.33 " \
            "points and this run -0.31 to +0.36 points, all inside this run's 95% interval, so the sign is not " \
            "established." in text
     assert "reproductions (91.20-91.87) it is -0.31 to +0.36 points" in nu.conclusion(metrics, testa, testb)
+    assert "nan" not in text
     assert "This run is 3.04 points below 94.60 (56% more errors), the best system in the table (ACE), a gap outside this " \
            "run's 95% interval." in text
     assert text.endswith("What separates this run from BERT-base's set-up: the encoder (all-mpnet-base-v2, not "
@@ -271,6 +273,14 @@ def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_grou
     tie = pd.concat([seeds.iloc[[0, 1]], seeds.iloc[[3, 3]].assign(run=["this run", "stored"], seed=[42, 7])])
     assert nu.recipe_mean(tie)["precision"] == "in bf16 mixed precision"  # a tie: the group holding this run
     assert nu.seed_summary(seeds.iloc[:0]) == [] and nu.recipe_mean(seeds.iloc[:0]) is None
+    missing = seeds.assign(**{"eng.testb F1": [91.55, float("nan"), 91.56, 91.91]})  # a run whose F1 is missing
+    assert nu.seed_summary(missing)[0].startswith("32-bit floats: 2 runs (seeds 0, 42), eng.testb mean 91.56")
+    assert nu.recipe_mean(missing)["runs"] == 2
+    assert nu.recipe_mean(missing.assign(**{"eng.testb F1": [91.55, float("nan"), float("nan"), 91.91]})) is None
+
+
+def test_every_public_name_exists():
+    assert [name for name in nu.__all__ if not hasattr(nu, name)] == []
 
 
 def test_group_findings_say_which_side_scores_higher_and_where_the_errors_gather():
