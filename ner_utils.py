@@ -1909,6 +1909,13 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
     return finish_run(run, history, best, start_epoch, wall_start)
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temporary file, then a rename), like the checkpoints."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def finish_run(run: Run, history: dict, best: dict, start_epoch: int, wall_start: float) -> TrainResult:
     """Restore the best epoch's weights, score eng.testa and eng.testb, save the model and its scores."""
     model = run.unwrapped
@@ -1928,9 +1935,7 @@ def finish_run(run: Run, history: dict, best: dict, start_epoch: int, wall_start
         testb_sentences=run.testb)
     if run.acc.is_main_process:
         save_model(model, run.tokenizer, run.config.output_dir)
-        metrics = Path(run.config.output_dir) / "metrics.json"  # replaced whole or not at all, like the checkpoints
-        metrics.with_name("metrics.json.tmp").write_text(json.dumps(result.metrics(), indent=1))
-        os.replace(metrics.with_name("metrics.json.tmp"), metrics)
+        _write_whole(Path(run.config.output_dir) / "metrics.json", json.dumps(result.metrics(), indent=1))
     run.acc.wait_for_everyone()
     return result
 
@@ -2214,7 +2219,8 @@ def conllpp_table(testb: Sequence[Sentence], pred: Sequence[Sequence[str]], corr
     rows = [(f"{name}, re-run by Wang, Z. et al. (2019), mean of 5", a, b) for name, a, b in CONLLPP_PUBLISHED] + [
         ("this run", *ours)]
     table = pd.DataFrame(rows, columns=["system", "eng.testb F1", "CoNLL++ F1"]).set_index("system").rename_axis(None)
-    table["change"] = table["CoNLL++ F1"] - table["eng.testb F1"]
+    table = table.round(2)
+    table["change"] = table["CoNLL++ F1"] - table["eng.testb F1"]  # of the figures as printed
     return table.round(2)
 
 
@@ -2437,35 +2443,55 @@ def recall_by_novelty(train: Sequence[Sentence], sentences: Sequence[Sentence],
                          for g, f in rows.values()], index=list(rows))
 
 
-# Published CoNLL-2003 English results (the report's comparison), in the order the report compares: the BERT paper,
-# independent reproductions of bert-base-cased, the top, and earlier landmarks. Each row: group, work, system
-# (size), eng.testb F1, how the figure was obtained, input context, training data, source.
+@dataclass(frozen=True)
+class Published:
+    """A published CoNLL-2003 English result: its group in the report, work, system (size), F1 (%) on eng.testb and,
+    where given, on eng.testa, how the figure was obtained, input context, training data and source."""
+    group: str
+    work: str
+    system: str
+    testb: float
+    how: str
+    context: str
+    trained_on: str
+    source: str
+    testa: float | None = None
+
+
+# The report's comparison, in the order it compares: the BERT paper, independent reproductions of bert-base-cased,
+# the top, and earlier landmarks.
 SOTA = [
-    ("the BERT paper", "Devlin et al. (2019)", "BERT-base, 110M", 92.4, "mean of 5 restarts; eng.testa 96.4", "document",
-     "not stated", "NAACL 2019, Table 7 and section 5.3"),
-    ("the BERT paper", "Devlin et al. (2019)", "BERT-large, 340M", 92.8, "mean of 5 restarts; eng.testa 96.6", "document",
-     "not stated", "NAACL 2019, Table 7 and section 5.3"),
-    ("bert-base-cased reproductions", "kermitt2 (2019)", "bert-base-cased + CRF", 91.20, "mean of 10 runs; best run 91.68",
-     "not stated", "train", "GitHub kermitt2/delft issue 21"),
-    ("bert-base-cased reproductions", "byzhang (2019)", "BERT-base, casing not stated", 91.37, "best run", "not stated", "train",
-     "GitHub kermitt2/delft issue 21"),
-    ("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
-     "one run; support-weighted mean of the per-type F1, not micro F1", "not stated", "not stated",
-     "GitHub kamalkraj/BERT-NER, README"),
-    ("bert-base-cased reproductions", "allanj (GitHub)", "bert-base-cased + CRF", 91.87, "not stated",
-     "sentence", "not stated", "GitHub allanj/pytorch_neural_crf, docs/transformers_benchmark.md"),
-    ("the top", "Wang, X. et al. (2021)", "ACE, concatenated embeddings", 94.6, "as reported", "document",
-     "train", "ACL 2021; Alibaba-NLP/ACE README, config/doc_ner_best.yaml"),
-    ("the top", "Yamada et al. (2020)", "LUKE-large, 483M", 94.3, "as reported", "document", "train",
-     "EMNLP 2020; studio-ousia/luke README and issue 24"),
-    ("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "mean of 3 runs", "document",
-     "not stated", "arXiv:2011.06993; flairNLP/flair issue 2200"),
-    ("earlier", "Akbik et al. (2018)", "Flair embeddings + BiLSTM-CRF", 93.09, "mean of 5 runs", "sentence",
-     "train+dev (about 92.6 on train alone)", "COLING 2018; flairNLP/flair issue 754"),
-    ("earlier", "Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "mean of 5 runs", "sentence", "train",
-     "NAACL 2018, Table 1"),
+    Published("the BERT paper", "Devlin et al. (2019)", "BERT-base, 110M", 92.4, "mean of 5 restarts", "document",
+              "not stated", "NAACL 2019, Table 7 and section 5.3", testa=96.4),
+    Published("the BERT paper", "Devlin et al. (2019)", "BERT-large, 340M", 92.8, "mean of 5 restarts", "document",
+              "not stated", "NAACL 2019, Table 7 and section 5.3", testa=96.6),
+    Published("bert-base-cased reproductions", "kermitt2 (2019)", "bert-base-cased + CRF", 91.20,
+              "mean of 10 runs; best run 91.68", "not stated", "train", "GitHub kermitt2/delft issue 21"),
+    Published("bert-base-cased reproductions", "byzhang (2019)", "BERT-base, casing not stated", 91.37, "best run",
+              "not stated", "train", "GitHub kermitt2/delft issue 21"),
+    Published("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
+              "one run; support-weighted mean of the per-type F1, not micro F1", "not stated", "not stated",
+              "GitHub kamalkraj/BERT-NER, README"),
+    Published("bert-base-cased reproductions", "allanj (GitHub)", "bert-base-cased + CRF", 91.87, "not stated",
+              "sentence", "not stated", "GitHub allanj/pytorch_neural_crf, docs/transformers_benchmark.md"),
+    Published("the top", "Wang, X. et al. (2021)", "ACE, concatenated embeddings", 94.6, "as reported", "document",
+              "train", "ACL 2021; Alibaba-NLP/ACE README, config/doc_ner_best.yaml"),
+    Published("the top", "Yamada et al. (2020)", "LUKE-large, 483M", 94.3, "as reported", "document", "train",
+              "EMNLP 2020; studio-ousia/luke README and issue 24"),
+    Published("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "mean of 3 runs", "document",
+              "not stated", "arXiv:2011.06993; flairNLP/flair issue 2200"),
+    Published("earlier", "Akbik et al. (2018)", "Flair embeddings + BiLSTM-CRF", 93.09, "mean of 5 runs", "sentence",
+              "train+dev (about 92.6 on train alone)", "COLING 2018; flairNLP/flair issue 754"),
+    Published("earlier", "Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "mean of 5 runs", "sentence", "train",
+              "NAACL 2018, Table 1"),
 ]
 SOTA_COLUMNS = ["", "work", "system", "eng.testb F1", "how obtained", "context", "trained on", "source"]
+
+
+def _sota_line(row: Published) -> tuple:
+    """One line of ``sota_table``: a published row, its eng.testa figure (if any) with how it was obtained."""
+    how = row.how + (f"; eng.testa {row.testa}" if row.testa is not None else "")
+    return row.group, row.work, row.system, row.testb, how, row.context, row.trained_on, row.source
 
 
 def sota_table(interval: dict[str, float], model: str, parameters: int | None = None,
@@ -2476,10 +2502,8 @@ def sota_table(interval: dict[str, float], model: str, parameters: int | None = 
 
     size = f", {parameters / 1e6:.0f}M" if parameters else ""
     ours = ("this notebook", "this run", f"{model}{size}", round(100 * interval["f1"], 2),
-            f"one run; 95% interval {100 * interval['low']:.2f}-{100 * interval['high']:.2f}",
-            "document" if context else "sentence", "train",
-            "section 6")
-    return pd.DataFrame(SOTA + [ours], columns=SOTA_COLUMNS).set_index("").rename_axis(None)
+            f"one run; 95% interval {_span(interval)}", "document" if context else "sentence", "train", "section 6")
+    return pd.DataFrame([_sota_line(row) for row in SOTA] + [ours], columns=SOTA_COLUMNS).set_index("").rename_axis(None)
 
 
 def _gap(ours: float, published: float) -> str:
@@ -2499,6 +2523,22 @@ def _inside(interval: dict[str, float], published: float) -> bool:
     return versus(interval, published) == "level with"
 
 
+def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
+    """Where published F1s (%) lie against this run's 95% interval, and what that allows one to say."""
+    inside, many = [f for f in figures if _inside(interval, f)], len(figures) > 1
+    if len(inside) == len(figures):
+        return ("all inside this run's 95% interval: without the published predictions, the signs of this run's "
+                "differences are not established" if many else "inside this run's 95% interval: without the published "
+                "predictions, the sign of this run's difference is not established")
+    if not inside:
+        return ("all outside this run's 95% interval: differences this test set measures" if many else
+                "outside this run's 95% interval: a difference this test set measures")
+    outside = [f for f in figures if f not in inside]
+    return (f"{', '.join(f'{f:.2f}' for f in inside)} inside this run's 95% interval; "
+            f"{', '.join(f'{f:.2f}' for f in outside)} outside, "
+            + ("differences this test set measures" if len(outside) > 1 else "a difference this test set measures"))
+
+
 def _span(interval: dict[str, float]) -> str:
     """"90.48-93.13": a 95% interval in %."""
     return f"{100 * interval['low']:.2f}-{100 * interval['high']:.2f}"
@@ -2510,44 +2550,47 @@ def _range(values: Sequence[float]) -> str:
     return f"{low:+.2f}" if low == high else f"{low:+.2f} to {high:+.2f}"
 
 
-def _rows(group: str) -> list[tuple]:
+def _range_of(figures: Sequence[float]) -> str:
+    """"91.20-91.87": the lowest and highest published F1, or one figure."""
+    return f"{min(figures):.2f}" if min(figures) == max(figures) else f"{min(figures):.2f}-{max(figures):.2f}"
+
+
+def _rows(group: str) -> list[Published]:
     """The ``SOTA`` rows of one group ("the BERT paper", "bert-base-cased reproductions", "the top", "earlier")."""
-    return [row for row in SOTA if row[0] == group]
+    return [row for row in SOTA if row.group == group]
+
+
+def _differences(figures: Sequence[float], tb: float, m: float | None) -> str:
+    """"the recipe's mean minus each is -0.32 to +0.35 points, this run minus each +0.04 to +0.71"."""
+    ours = _range([tb - f for f in figures])
+    return (f"the recipe's mean minus each is {_range([m - f for f in figures])} points, this run minus each {ours}"
+            if m is not None else f"this run minus each is {ours} points")
 
 
 def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> str:
-    """Markdown, a few sentences: this run (its 95% intervals, ``bootstrap_f1``) and its recipe's ``mean``
-    (``recipe_mean``) against BERT-base in the BERT paper, the independent reproductions and the top."""
+    """Markdown bullets: the recipe's ``mean`` (``recipe_mean``) and this run (its 95% intervals, ``bootstrap_f1``)
+    against BERT-base in the BERT paper, the independent reproductions and the top."""
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, repro, top = _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
     m = round(mean["testb"], 2) if mean else None
-    runs = f"the {mean['runs']} runs of this recipe {mean['precision']} average {m:.2f}" if mean else ""
-    text = [f"**In short.** On eng.testb this run scores {tb:.2f} (95% interval {_span(testb)})"
-            + (f", and {runs}" if mean else "") + "."]
-    seen = ("inside this run's interval, so without the paper's predictions the difference is not established"
-            if _inside(testb, bert[3]) else "outside this run's interval: a difference this test set measures")
-    text.append(f"Against BERT-base in the BERT paper ({bert[3]:.2f}, mean of 5 restarts, with document context) this "
-                f"run is {_gap(tb, bert[3])}" + (f" and the recipe's mean {_gap(m, bert[3])}" if mean else "")
-                + f"; {bert[3]:.2f} lies {seen}. On eng.testa, the development set that chose this run's epoch, it is {_gap(ta, 96.4)}, "
-                f"{'inside' if _inside(testa, 96.4) else 'outside'} that set's interval ({_span(testa)}).")
-    figures = [row[3] for row in repro]
-    outside = [f"{f:.2f}" for f in figures if not _inside(testb, f)]
-    text.append(f"Against the {len(repro)} independent reproductions of BERT-base, none reporting document context "
-                f"({min(figures):.2f}-{max(figures):.2f}), this run minus each is {_range([tb - f for f in figures])} "
-                f"points" + (f" and the recipe's mean minus each {_range([m - f for f in figures])}" if mean else "")
-                + ("; all lie inside this run's interval, so the sign of the difference is not established."
-                   if not outside else f"; {', '.join(outside)} lie{'s' if len(outside) == 1 else ''} outside this "
-                   "run's interval."))
-    gaps = [round(row[3] - tb, 2) for row in top]
-    higher = (f"are {min(gaps):.2f}-{max(gaps):.2f} points higher" if min(gaps) > 0 else
-              f"differ from it by {_range([-g for g in gaps])} points (this run minus each)")
-    inside_top = [row[2].split(",")[0] for row in top if _inside(testb, row[3])]
-    text.append(f"The top systems ({', '.join(row[2].split(',')[0] for row in top)}; {min(r[3] for r in top):.2f}-"
-                f"{max(r[3] for r in top):.2f}), all with document context and two of them 4-5 times BERT-base's size, "
-                f"{higher}: " + ("gaps this test set measures (outside this run's interval)." if not inside_top else
-                                 "all inside this run's interval." if len(inside_top) == len(top) else
-                                 f"{', '.join(inside_top)} inside this run's interval, the rest outside."))
-    return " ".join(text)
+    runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**; this run scores "
+            if mean else "this run scores ")
+    against_bert = (f"the recipe's mean is {_gap(m, bert.testb)}, this run {_gap(tb, bert.testb)}" if mean else
+                    f"this run is {_gap(tb, bert.testb)}")
+    figures, tops = [row.testb for row in repro], [row.testb for row in top]
+    names = ", ".join(row.system.split(",")[0] for row in top)
+    return "\n".join([
+        f"**In short** (span F1 on eng.testb): {runs}**{tb:.2f}** (95% interval {_span(testb)}).",
+        "",
+        f"- **The BERT paper** (BERT-base {bert.testb:.2f}, {bert.how}, with document context): {against_bert}; "
+        f"{bert.testb:.2f} lies {_verdict(testb, [bert.testb])}." + ("" if bert.testa is None else
+        f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, "
+        f"{'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval ({_span(testa)})."),
+        f"- **{len(repro)} independent reproductions of BERT-base**, none reporting document context "
+        f"({_range_of(figures)}): {_differences(figures, tb, m)}; {_verdict(testb, figures)}.",
+        f"- **The top** ({names}; {_range_of(tops)}), all with document context, two of them 4-5 times "
+        f"BERT-base's size: {_differences(tops, tb, m)}; {_verdict(testb, tops)}.",
+    ])
 
 
 def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> "pd.DataFrame":
@@ -2556,14 +2599,14 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
     difference."""
     import pandas as pd
 
-    lines = [(row, dev, testa) for row, dev in zip(_rows("the BERT paper"), (96.4, 96.6))]
-    lines += [(row, row[3], testb) for group in ("the BERT paper", "bert-base-cased reproductions", "the top")
+    lines = [(row, row.testa, testa) for row in _rows("the BERT paper") if row.testa is not None]
+    lines += [(row, row.testb, testb) for group in ("the BERT paper", "bert-base-cased reproductions", "the top")
               for row in _rows(group)]
     records = []
     for row, published, interval in lines:
         ours, on_testb = round(100 * interval["f1"], 2), interval is testb
         errors = 100 * ((100 - ours) / (100 - published) - 1)
-        record = {"system": row[2], "work": row[1], "set": "eng.testb" if on_testb else "eng.testa",
+        record = {"system": row.system, "work": row.work, "set": "eng.testb" if on_testb else "eng.testa",
                   "published F1": published, "this run minus it": f"{ours - published:+.2f}",
                   "this run's errors, relative": f"{errors:+.1f}%" if abs(round(errors, 1)) < 1 else f"{errors:+.0f}%",
                   "inside this run's 95% interval": "yes" if _inside(interval, published) else "no"}
@@ -2574,36 +2617,51 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
     return pd.DataFrame(records).set_index("system").rename_axis(None)
 
 
+def _and(items: Sequence[str]) -> str:
+    """"a, b and c"."""
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _standing(interval: dict[str, float], figures: Sequence[float], what: str) -> str:
+    """"level with the 4 reproductions (91.20-91.87)": where this run stands (``versus``) against published
+    ``figures``, or "against the 4 reproductions (91.20-91.87), above 91.20, level with 91.35, 91.37 and 91.87" where
+    the figures differ."""
+    words = {f: versus(interval, f) for f in sorted(figures)}
+    if len(set(words.values())) == 1:
+        return f"{next(iter(words.values()))} {what}"
+    parts = [f"{w} {_and([f'{f:.2f}' for f in words if words[f] == w])}" for w in dict.fromkeys(words.values())]
+    return f"against {what}, {', '.join(parts)}"
+
+
 def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
                mean: dict[str, Any] | None = None) -> str:
-    """Markdown: what this run reached (with its 95% intervals and its recipe's ``mean``), where it stands against
-    BERT-base in the BERT paper, the reproductions and the top, and what separates it from BERT-base's set-up."""
+    """Markdown bullets: what this run reached (and its recipe's ``mean``), where it stands (``versus``: above or below
+    only outside its 95% interval), and what separates it from BERT-base's set-up."""
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
-    bert, top = SOTA[0], max(SOTA, key=lambda row: row[3])
-    repro = [row[3] for row in _rows("bert-base-cased reproductions")]
-    m = round(mean["testb"], 2) if mean else None
-    stand_in = f", an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
-    size = f", {metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
-    inside = [_inside(testb, f) for f in repro]
-    against = ("all inside this run's 95% interval, so the sign is not established" if all(inside) else
-               "outside this run's 95% interval" if not any(inside) else
-               "; ".join(f"{f:.2f} {'inside' if i else 'outside'} this run's 95% interval" for f, i in zip(repro, inside)))
-    where = {True: "within test-set sampling error", False: "a gap outside this run's 95% interval"}
+    bert, repro, top = _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+    size = f"{metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
+    stand_in = f"an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
+    about = ", ".join(part for part in (size, stand_in) if part)
+    repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
+    stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})"),
+              _standing(testb, repro_f1, f"the {len(repro)} independent reproductions ({_range_of(repro_f1)})"),
+              _standing(testb, top_f1, f"the top ({_range_of(top_f1)})")]
+    sep = "; " if any(s.startswith("against") for s in stands) else ", "
+    on_testa = ("" if bert.testa is None else
+                f"; on eng.testa it is {_standing(testa, [bert.testa], f'BERT-base ({bert.testa:.2f})')}")
+    lines = [f"- **Result.** {metrics.get('model', 'The model')}" + (f" ({about})" if about else "")
+             + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
+             + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{mean['testb']:.2f}** on "
+                "eng.testb." if mean else "."),
+             f"- **Against the state of the art** (section 9), on eng.testb this run is {sep.join(stands[:2])}"
+             f"{' and' if sep == ', ' else ';'} {stands[2]}{on_testa}. \"Level with\": the published figure lies inside "
+             "this run's 95% interval."]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
-    return (f"Fine-tuned as a token classifier, {metrics.get('model', 'the model')} ({size[2:] or 'this run'}{stand_in}) "
-            f"reaches **{ta:.2f}** span F1 on eng.testa (95% interval {_span(testa)}) and **{tb:.2f}** on eng.testb "
-            f"({_span(testb)})" + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m:.2f}** on "
-                                   "eng.testb" if mean else "")
-            + f". Against BERT-base in the BERT paper (with document context), this run is {_gap(ta, 96.4)} on "
-            f"eng.testa (which chose its epoch), {where[_inside(testa, 96.4)]}, and {_gap(tb, bert[3])} on eng.testb, "
-            f"{where[_inside(testb, bert[3])]}" + (f"; the recipe's mean is {_gap(m, bert[3])}" if mean else "")
-            + f". Against the {len(repro)} independent BERT-base reproductions ({min(repro):.2f}-{max(repro):.2f}) "
-            + (f"the recipe's mean is {_range([m - f for f in repro])} points and this run " if mean else "it is ")
-            + f"{_range([tb - f for f in repro])} points, {against}. This run is {_gap(tb, top[3])}, the best system "
-            f"in the table ({top[2].split(',')[0]}), {where[_inside(testb, top[3])]}."
-            + (f" What separates this run from BERT-base's set-up: {' and '.join(diffs)}; section 9 says what is "
-               "measured of each." if diffs else ""))
+    if diffs:
+        lines.append(f"- **What separates this run from BERT-base's set-up:** {' and '.join(diffs)}; section 9 says "
+                     "what is measured of each.")
+    return "\n".join(lines)
 
 
 def summary_table(metrics: dict[str, Any]) -> "pd.DataFrame":
@@ -2697,7 +2755,8 @@ def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathL
 
 
 # Stored eng.testb predictions that this run is compared with, pairwise: (what they are, row of benchmarks/accuracy.py).
-PAIRED = [("all-MiniLM-L6-v2, final recipe, seed 42", "final6-repeat-s42"),
+PAIRED = [("all-mpnet-base-v2, its final recipe in bf16, seed 0", "mpnet-bf16-s0"),
+          ("all-MiniLM-L6-v2, final recipe, seed 42", "final6-repeat-s42"),
           ("all-mpnet-base-v2 + 32 words of document context each side, seed 42", "mpnet-ctx32-s42")]
 
 
@@ -2711,8 +2770,8 @@ def paired_table(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], folder
     rows = {}
     for label, name in PAIRED:
         other = saved_predictions(name, folder)
-        if other is None or len(other) < len(gold):
-            continue
+        if other is None or len(other) < len(gold) or other[:len(gold)] == [list(p) for p in pred]:
+            continue  # not stored, or stored for fewer sentences, or this very run
         other = other[:len(gold)]
         test = paired_bootstrap(gold, pred, other, n=n, seed=seed)
         f1 = [100 * span_scores([s.tags for s in gold], p)["overall"]["f1"] for p in (pred, other)]
@@ -2749,11 +2808,17 @@ PRECISION_PHRASES = {"none (32-bit floats)": "in 32-bit floats", "bf16": "in bf1
                      "fp16": "in fp16 mixed precision"}
 
 
+def _precision_groups(seeds: "pd.DataFrame") -> list[tuple[str, "pd.DataFrame"]]:
+    """The runs of ``seed_table`` grouped by mixed precision, in table order; a run whose F1 is missing is left out."""
+    return list(seeds.dropna(subset=["eng.testa F1", "eng.testb F1"]).groupby("mixed precision", sort=False))
+
+
 def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     """One line per mixed precision of ``seed_table``: its runs' eng.testb F1 (mean, std, min and max of several
-    runs; a single run as itself). Runs in different precisions are never pooled."""
-    lines, seeds = [], seeds.dropna(subset=["eng.testa F1", "eng.testb F1"])  # a run whose F1 is missing is left out
-    for precision, group in seeds.groupby("mixed precision", sort=False):
+    runs; a single run as itself), then each other precision's mean minus the first's. Runs in different precisions
+    are never pooled."""
+    lines, means = [], []
+    for precision, group in _precision_groups(seeds):
         f1, phrase = group["eng.testb F1"], PRECISION_PHRASES.get(precision, f"in {precision}").removeprefix("in ")
         ours = group.loc[group["run"] == "this run", "seed"].tolist()
         who = f"seed{'s' if len(group) > 1 else ''} {', '.join(str(seed) for seed in group['seed'])}" + (
@@ -2761,6 +2826,10 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
         lines.append(f"{phrase}: {_count(len(group), 'run')} ({who}), eng.testb " + (
             f"mean {f1.mean():.2f}, std {f1.std():.2f}, min {f1.min():.2f}, max {f1.max():.2f}" if len(group) > 1
             else f"{f1.iloc[0]:.2f}"))
+        means.append((phrase, round(f1.mean(), 2), len(group)))
+    lines += [f"{phrase} minus {means[0][0]}: {mean - means[0][1]:+.2f} in mean eng.testb F1 ({_count(n, 'run')} "
+              f"against {means[0][2]}" + (": one run cannot separate precision from seed)"
+                                          if min(n, means[0][2]) == 1 else ")") for phrase, mean, n in means[1:]]
     return lines
 
 
@@ -2768,9 +2837,7 @@ def recipe_mean(seeds: "pd.DataFrame") -> dict[str, Any] | None:
     """The mean F1 of the largest group of ``seed_table`` runs in one mixed precision (two runs at least; a tie goes
     to the group holding this run, then to the first in the table): {"runs", "precision" (words), "testa", "testb"
     (%)}; runs whose F1 is missing are left out; None where no group has two."""
-    seeds = seeds.dropna(subset=["eng.testa F1", "eng.testb F1"])  # a run whose F1 is missing is left out
-    groups = [(len(g), (g["run"] == "this run").any(), p, g)
-              for p, g in seeds.groupby("mixed precision", sort=False) if len(g) > 1]
+    groups = [(len(g), (g["run"] == "this run").any(), p, g) for p, g in _precision_groups(seeds) if len(g) > 1]
     if not groups:
         return None
     n, _, precision, group = max(groups, key=lambda g: g[:2])
@@ -2802,7 +2869,12 @@ def run_summary(metrics: dict[str, Any]) -> str:
                  + OFFLINE_MODELS.get(metrics["model"], "an offline checkpoint").format(p=p)
                  + f". Where the model hub is reachable (Colab), the same cells load `{DEFAULT_MODEL}` instead; no "
                    "such run is shown here.")
-    return text
+    if cfg.get("max_train_sentences"):
+        return text
+    bert, repro, top = _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+    return text + (f" For comparison (section 9), on eng.testb: BERT-base {bert.testb:.2f} in the BERT paper (with "
+                   f"document context), {_range_of([r.testb for r in repro])} in independent reproductions, "
+                   f"{max(r.testb for r in top):.2f} at the top.")
 
 
 def read_metrics(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -2834,13 +2906,26 @@ def runtime_config(config: TrainConfig, runtime: dict[str, Any]) -> TrainConfig:
     return replace(config, **changes)
 
 
-def show_code(*functions: Callable) -> Any:
-    """The live source of ``functions``, highlighted; its plain-text form is the source itself."""
+class SourceCode:
+    """Source text that shows as fenced Python in Markdown (highlighted by Jupyter, Colab and GitHub) and as itself
+    in plain text, so that a replay compares the source and an export to Markdown reads as code."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", self.text)), default=0))
+        return f"{fence}python\n{self.text}\n{fence}"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def show_code(*functions: Callable) -> SourceCode:
+    """The live source of ``functions``, shown as highlighted code; its plain-text form is the source itself."""
     import inspect
 
-    from IPython.display import Code
-
-    return Code("\n\n\n".join(inspect.getsource(f).rstrip() for f in functions), language="python")
+    return SourceCode("\n\n\n".join(inspect.getsource(f).rstrip() for f in functions))
 
 
 def environment_info() -> dict[str, str]:
@@ -2913,13 +2998,14 @@ def plot_training(result: TrainResult, smooth: int = 50) -> Any:
 
 
 def scores_table(scores: dict[str, dict[str, dict[str, float]]]) -> "pd.DataFrame":
-    """{"testa": span_scores(...), "testb": ...} -> a table of P/R/F1 (%) and counts per split and type."""
+    """{"testa": span_scores(...), "testb": ...} -> the counts and P/R/F1 (%) per split and type, "overall" last."""
     import pandas as pd
 
-    rows = [{"split": split, "type": kind, "precision": 100 * s["precision"], "recall": 100 * s["recall"],
-             "f1": 100 * s["f1"], "gold": s["gold"], "pred": s["pred"], "correct": s["correct"]}
-            for split, by_type in scores.items() for kind, s in by_type.items()]
-    return pd.DataFrame(rows).set_index(["split", "type"]).round(2)
+    rows = [{"set": f"eng.{split}", "type": kind, "gold": s["gold"], "predicted": s["pred"], "correct": s["correct"],
+             "precision": 100 * s["precision"], "recall": 100 * s["recall"], "F1": 100 * s["f1"]}
+            for split, by_type in scores.items()
+            for kind, s in sorted(by_type.items(), key=lambda item: item[0] == "overall")]
+    return pd.DataFrame(rows).set_index(["set", "type"]).round(2)
 
 
 def plot_f1_by_type(scores: dict[str, dict[str, dict[str, float]]]) -> Any:

@@ -352,6 +352,10 @@ BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F
                       "scored with `--from-run outputs/ner`; it ran alone. The rendering before it, on a 2-core Intel "
                       "Xeon with AMX (commit 836ee6a), scored 95.55 / 91.57 in 1,348 s of training at 831 pieces/s: "
                       "the same seed and precision on other bf16 kernels.",
+    "mpnet-bf16-s0": "`mpnet-bf16-s0` trained with `--only mpnet-bf16-s0` in one process on the 2-core AMD EPYC with "
+                     "AVX512-BF16 but no AMX that rendered `mpnet-bf16-s42` (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} "
+                     "s); it shared the CPU with a code review's small reproductions and a few seconds of unit tests. "
+                     "Its eng.testb predictions are kept for the notebook's paired bootstrap (seed 0 against seed 42).",
     "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`), scored with `--from-run`; its fourth "
                        "epoch shared the CPU with a CI run (its seconds are high by several minutes).",
 }

@@ -99,7 +99,9 @@ def test_plots_return_figures(tiny):
                             testa_f1_per_epoch=[0.5, 0.7], best_epoch=2, train_seconds=1, wall_seconds=1,
                             tokens_per_second=1, peak_memory_mb=1, testa=scores["testa"], testb=scores["testb"])
     assert len(nu.plot_training(result).axes) == 2
-    assert "PER" in nu.scores_table(scores).index.get_level_values("type")
+    table = nu.scores_table(scores)
+    assert table.index.get_level_values("type")[-1] == "overall" and list(table.columns[:3]) == ["gold", "predicted", "correct"]
+    assert (table.xs("overall", level="type")["correct"] == [scores[s]["overall"]["correct"] for s in scores]).all()
 
 
 def _random_predictions(sentences, seed=0, rate=0.3):
@@ -152,43 +154,48 @@ def test_every_published_row_says_how_its_figure_was_obtained_and_its_conditions
     flair = sota[sota["work"] == "Akbik et al. (2018)"].iloc[0]
     assert flair["trained on"].startswith("train+dev") and flair["how obtained"] == "mean of 5 runs"
     assert "weighted" in sota[sota["work"] == "kamalkraj (2019)"].iloc[0]["how obtained"]
+    assert sota[sota["system"] == "BERT-base, 110M"].iloc[0]["how obtained"] == "mean of 5 restarts; eng.testa 96.4"
+    assert all(row.testa is None for row in nu.SOTA if row.group != "the BERT paper")
 
 
-def test_sota_answer_says_where_each_figure_lies_against_this_runs_intervals():
+def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies():
     testa = {"f1": 0.957, "low": 0.951, "high": 0.962}
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
-    wide = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, mean)
-    assert wide.startswith("**In short.** On eng.testb this run scores 91.56 (95% interval 90.50-92.50), and the 3 runs "
-                           "of this recipe in 32-bit floats average 91.53. Against BERT-base in the BERT paper (92.40, "
-                           "mean of 5 restarts, with document context) this run is 0.84 points below 92.40 (11% more "
-                           "errors) and the recipe's mean 0.87 points below 92.40 (11% more errors); 92.40 lies inside "
-                           "this run's interval, so without the paper's predictions the difference is not established. "
-                           "On eng.testa, the development "
-                           "set that chose this run's epoch, it is 0.70 points below 96.40 (19% more errors), outside "
-                           "that set's interval (95.10-96.20).")
-    assert "Against the 4 independent reproductions of BERT-base, none reporting document context (91.20-91.87), this " \
-           "run minus each is -0.31 to +0.36 points and the recipe's mean minus each -0.34 to +0.33; all lie inside " \
-           "this run's interval, so the sign of the difference is not established." in wide
-    assert wide.endswith("The top systems (ACE, LUKE-large, FLERT; 94.09-94.60), all with document context and two of "
-                         "them 4-5 times BERT-base's size, are 2.53-3.04 points higher: gaps this test set measures "
-                         "(outside this run's interval).")
-    assert "level with" not in wide and wide.count("**") == 2
+    wide = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, mean).split("\n")
+    assert wide[0] == ("**In short** (span F1 on eng.testb): the 3 runs of this recipe in 32-bit floats average "
+                       "**91.53**; this run scores **91.56** (95% interval 90.50-92.50).")
+    assert wide[2] == ("- **The BERT paper** (BERT-base 92.40, mean of 5 restarts, with document context): the recipe's "
+                       "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below 92.40 (11% more "
+                       "errors); 92.40 lies inside this run's 95% interval: without the published predictions, the sign "
+                       "of this run's difference is not established. On eng.testa, the development set that chose the epoch, "
+                       "this run is 0.70 points below 96.40 (19% more errors), outside that set's interval "
+                       "(95.10-96.20).")
+    assert wide[3] == ("- **4 independent reproductions of BERT-base**, none reporting document context (91.20-91.87): "
+                       "the recipe's mean minus each is -0.34 to +0.33 points, this run minus each -0.31 to +0.36; all "
+                       "inside this run's 95% interval: without the published predictions, the signs of this run's "
+                       "differences are not established.")
+    assert wide[4].endswith("the recipe's mean minus each is -3.07 to -2.56 points, this run minus each -3.04 to -2.53; "
+                            "all outside this run's 95% interval: differences this test set measures.")
+    assert len(wide) == 5 and not any("level with" in line for line in wide)
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
-    assert "recipe's mean" not in narrow and "average" not in narrow
-    assert "92.40 lies outside this run's interval: a difference this test set measures" in narrow
-    assert "; 91.20 lies outside this run's interval." in narrow  # the others are inside (91.30-91.90)
+    assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
+    assert "92.40 lies outside this run's 95% interval: a difference this test set measures" in narrow
+    assert "; 91.37, 91.35, 91.87 inside this run's 95% interval; 91.20 outside, a difference this test set " \
+           "measures." in narrow  # 91.20 is below 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
-    assert "ACE inside this run's interval, the rest outside." not in top_inside  # 94.60 is above 94.25
-    assert "points higher: FLERT inside this run's interval, the rest outside." in top_inside  # 94.30 > 94.25
+    assert top_inside.endswith("; 94.09 inside this run's 95% interval; 94.60, 94.30 outside, differences this test "
+                               "set measures.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert "differ from it by -0.10 to +0.41 points (this run minus each): all inside this run's interval." in above
+    assert above.endswith("this run minus each is -0.10 to +0.41 points; all inside this run's 95% interval: without "
+                          "the published predictions, the signs of this run's differences are not established.")
 
 
 def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
     testa, testb = {"f1": 0.957, "low": 0.951, "high": 0.962}, {"f1": 0.9156, "low": 0.905, "high": 0.925}
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
     gaps = nu.sota_gaps(testa, testb, mean)
-    assert len(gaps) == 2 + sum(row[0] in ("the BERT paper", "bert-base-cased reproductions", "the top") for row in nu.SOTA)
+    assert len(gaps) == 2 + sum(row.group in ("the BERT paper", "bert-base-cased reproductions", "the top")
+                                for row in nu.SOTA)
     dev = gaps[gaps["set"] == "eng.testa"].iloc[0]
     assert dev.name == "BERT-base, 110M" and dev["published F1"] == 96.4 and dev["this run minus it"] == "-0.70"
     assert dev["inside this run's 95% interval"] == "no" and dev["mean of the 3 runs minus it"] == "-0.67"
@@ -214,44 +221,33 @@ def test_a_gap_is_given_in_points_and_in_errors():
     assert nu._gap(99, 100) == "1.00 points below 100.00"
 
 
-def test_conclusion_names_the_bert_paper_the_reproductions_and_the_top():
+def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_set_up():
     metrics = {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True, "asked": "bert-base-cased",
                "testa_f1": 0.9572, "testb_f1": 0.9156}
     testa, testb = {"f1": 0.9572, "low": 0.951, "high": 0.962}, {"f1": 0.9156, "low": 0.91, "high": 0.92}
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
-    text = nu.conclusion(metrics, testa, testb, mean)
-    assert text.startswith("Fine-tuned as a token classifier, all-mpnet-base-v2 (108.9M parameters, an offline stand-in "
-                           "for bert-base-cased) reaches **95.72** span F1 on eng.testa (95% interval 95.10-96.20) and "
-                           "**91.56** on eng.testb (91.00-92.00); the 3 runs of its recipe in 32-bit floats average "
-                           "**91.53** on eng.testb. Against BERT-base in the BERT paper (with document context), this run "
-                           "is 0.68 points below 96.40 (19% more errors) on eng.testa (which chose its epoch), a gap "
-                           "outside this run's 95% interval, and 0.84 points below 92.40 (11% more errors) on eng.testb, "
-                           "a gap outside this run's 95% interval; the recipe's mean is 0.87 points below 92.40 (11% more "
-                           "errors).")
+    lines = nu.conclusion(metrics, testa, testb, mean).split("\n")
+    assert lines == [
+        "- **Result.** all-mpnet-base-v2 (108.9M parameters, an offline stand-in for bert-base-cased) reaches **95.72** "
+        "span F1 on eng.testa and **91.56** on eng.testb; the 3 runs of its recipe in 32-bit floats average **91.53** on "
+        "eng.testb.",
+        "- **Against the state of the art** (section 9), on eng.testb this run is below BERT-base in the BERT paper "
+        "(92.40), level with the 4 independent reproductions (91.20-91.87) and below the top (94.09-94.60); on eng.testa "
+        "it is below BERT-base (96.40). \"Level with\": the published figure lies inside this run's 95% interval.",
+        "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
+        "and document context; section 9 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
-    assert "Against the 4 independent BERT-base reproductions (91.20-91.87) the recipe's mean is -0.34 to +0.33 " \
-           "points and this run -0.31 to +0.36 points, all inside this run's 95% interval, so the sign is not " \
-           "established." in text
-    assert "reproductions (91.20-91.87) it is -0.31 to +0.36 points" in nu.conclusion(metrics, testa, testb)
-    assert "nan" not in text
-    assert "This run is 3.04 points below 94.60 (56% more errors), the best system in the table (ACE), a gap outside this " \
-           "run's 95% interval." in text
-    assert text.endswith("What separates this run from BERT-base's set-up: the encoder (all-mpnet-base-v2, not "
-                         "bert-base-cased) and document context; section 9 says what is measured of each.")
-    assert "CRF" not in text and "level with" not in text and "**level" not in text
+    assert "(all-mpnet-base-v2 reaches" not in nu.conclusion({"model": nu.BASE_MODEL}, testa, testb)
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
-    assert "set-up: document context;" in nu.conclusion(bert, testa, testb)
+    assert "set-up:** document context;" in nu.conclusion(bert, testa, testb)
     assert "set-up" not in nu.conclusion(bert | {"config": {"context": 32}}, testa, testb)
-    asked = nu.conclusion(metrics | {"fallback": False, "config": {"context": 32}}, testa, testb)  # chosen, not a fallback
-    assert asked.endswith("set-up: the encoder (all-mpnet-base-v2, not bert-base-cased); section 9 says what is measured "
-                          "of each.")
     wide = {"f1": 0.9156, "low": 0.905, "high": 0.925}
-    assert "on eng.testb, within test-set sampling error" in nu.conclusion(metrics, testa, wide)
-    mixed = nu.conclusion(metrics | {"testb_f1": 0.916}, testa, {"f1": 0.916, "low": 0.9125, "high": 0.92})
-    assert "91.20 outside this run's 95% interval; 91.37 inside this run's 95% interval; 91.35 inside this run's 95% " \
-           "interval; 91.87 inside this run's 95% interval." in mixed
-    assert "outside this run's 95% interval." in nu.conclusion(metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
+    assert "this run is level with BERT-base in the BERT paper (92.40)" in nu.conclusion(metrics, testa, wide)
+    mixed = nu.conclusion(metrics, testa, {"f1": 0.916, "low": 0.9125, "high": 0.92})
+    assert "(92.40); against the 4 independent reproductions (91.20-91.87), above 91.20, level with 91.35, 91.37 " \
+           "and 91.87; below the top (94.09-94.60)" in mixed
+    assert "above BERT-base in the BERT paper" in nu.conclusion(metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
 
 
 def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_group():
@@ -262,7 +258,9 @@ def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_grou
                           "eng.testa F1": [95.69, 95.78, 95.72, 95.30], "eng.testb F1": [91.55, 91.54, 91.56, 91.91]})
     assert nu.seed_summary(seeds) == [
         "32-bit floats: 3 runs (seeds 0, 1, 42), eng.testb mean 91.55, std 0.01, min 91.54, max 91.56",
-        "bf16 mixed precision: 1 run (seed 42, this run), eng.testb 91.91"]
+        "bf16 mixed precision: 1 run (seed 42, this run), eng.testb 91.91",
+        "bf16 mixed precision minus 32-bit floats: +0.36 in mean eng.testb F1 (1 run against 3: one run cannot "
+        "separate precision from seed)"]  # 91.91 - 91.55
     assert nu.seed_summary(seeds.iloc[[2, 3]].assign(**{"mixed precision": "bf16"})) == [
         "bf16 mixed precision: 2 runs (seeds 42, 42; this run is seed 42), eng.testb mean 91.73, std 0.25, min 91.56, "
         "max 91.91"]
@@ -385,10 +383,12 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
     text = nu.run_summary(metrics)
     assert text.startswith("**This rendering** fine-tuned **all-mpnet-base-v2**: span F1 **96.00** on eng.testa")
     assert "`bert-base-cased`, which could not be loaded" in text and "108.9M parameters" in text and "not BERT" in text
+    assert text.endswith("For comparison (section 9), on eng.testb: BERT-base 92.40 in the BERT paper (with document "
+                         "context), 91.20-91.87 in independent reproductions, 94.60 at the top.")
     own = nu.run_summary(metrics | {"model": "bert-base-cased", "fallback": False})
     assert "fell back" not in own and "short check" not in own
-    assert "a short check only** (300 training sentences, 1 epoch(s))" in nu.run_summary(
-        _metrics(max_train_sentences=300, epochs=1) | {"model": "m"})
+    short = nu.run_summary(_metrics(max_train_sentences=300, epochs=1) | {"model": "m"})
+    assert "a short check only** (300 training sentences, 1 epoch(s))" in short and "For comparison" not in short
 
 
 def test_runtime_config_applies_the_output_folder_and_the_environment(monkeypatch):
@@ -409,7 +409,7 @@ def test_show_code_shows_the_live_source_as_plain_text():
     from IPython.core.formatters import DisplayFormatter
     data, _ = DisplayFormatter().format(nu.show_code(nu.align_labels, nu.get_spans))
     assert data["text/plain"].startswith("def align_labels(") and "\n\n\ndef get_spans(" in data["text/plain"]
-    assert "align_labels" in data["text/html"]
+    assert data["text/markdown"] == f"```python\n{data['text/plain']}\n```" and "text/html" not in data
 
 
 def test_error_groups_and_unseen_names():
@@ -429,3 +429,20 @@ def test_error_groups_and_unseen_names():
     assert unseen.loc["PER", "t"] == 0.0  # no PER entity: 0, not a division by zero
     recall = nu.recall_by_novelty(train, test, pred)
     assert recall.loc["seen in eng.train"].tolist() == [2, 1, 50.0] and recall.loc["unseen"].tolist() == [3, 2, 66.67]
+
+
+def test_a_published_row_without_an_eng_testa_figure_is_compared_on_eng_testb_only(monkeypatch):
+    import dataclasses
+
+    bert = dataclasses.replace(nu.SOTA[0], testa=None)
+    monkeypatch.setattr(nu, "SOTA", [bert] + nu.SOTA[1:])
+    testa, testb = {"f1": 0.957, "low": 0.951, "high": 0.962}, {"f1": 0.9156, "low": 0.905, "high": 0.925}
+    assert (nu.sota_gaps(testa, testb)["set"] == "eng.testa").sum() == 1  # BERT-large's 96.6 only
+    assert "On eng.testa" not in nu.sota_answer(testa, testb)
+    assert "on eng.testa it is" not in nu.conclusion({"model": "m"}, testa, testb)
+
+
+def test_source_code_is_fenced_longer_than_any_backticks_inside():
+    assert nu.SourceCode("x = 1")._repr_markdown_() == "```python\nx = 1\n```"
+    assert nu.SourceCode('"""a ```` b"""')._repr_markdown_().startswith("`````python\n")
+    assert repr(nu.SourceCode("x = 1")) == "x = 1"

@@ -38,7 +38,7 @@ def test_the_first_code_cell_is_a_short_bootstrap_that_needs_nothing_but_python(
     assert imported - set(sys.stdlib_module_names) == {"google", "ner_utils"}
     assert len(setup_cell().splitlines()) <= 25
     assert setup_cell().rstrip().endswith("RUNTIME = nu.prepare_runtime()  # the data (a file picker if missing), the "
-                                          "GPU, the output folder (Drive on Colab)")
+                                          "GPU, the output folder")
 
 
 def test_nbval_markers_are_cell_tags_not_comment_lines():

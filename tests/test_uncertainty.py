@@ -84,11 +84,12 @@ def test_saved_predictions_and_paired_table(tmp_path):
     assert nu.saved_predictions("final6-repeat-s42", tmp_path) == bad
     assert nu.saved_predictions("mpnet-ctx32-s42", tmp_path) is None and nu.saved_predictions("x", tmp_path) is None
     table = nu.paired_table(gold, good, tmp_path)
-    assert table.index.tolist() == [nu.PAIRED[0][0]]
+    assert table.index.tolist() == [label for label, name in nu.PAIRED if name == "final6-repeat-s42"]
     row = table.iloc[0]
     assert row["difference"] == pytest.approx(row["this run F1"] - row["its F1"], abs=0.01) and row["difference"] > 0
     assert row["95% interval"].startswith("+") and row["this run wins"] == "100% of resamples"
     assert len(nu.paired_table(gold[:50], good[:50], tmp_path)) == 1  # a capped test set compares its first sentences
+    assert nu.paired_table(gold, bad, tmp_path).empty  # the stored run is this very run: nothing to compare
 
 
 TESTB = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\n"
@@ -112,3 +113,11 @@ def test_conllpp_is_read_checked_and_scored(tmp_path, monkeypatch):
     monkeypatch.setenv("CONLLPP", str(tmp_path / "fixed.txt"))
     assert nu.find_conllpp() == tmp_path / "fixed.txt"
     assert nu.read_conllpp(testb, tmp_path / "absent.txt") is None  # a file named but absent: None, no other copy
+
+
+def test_conllpp_change_is_the_difference_of_the_printed_figures(monkeypatch):
+    sentences = [nu.Sentence(["a"], ["B-PER"], doc=0)]
+    f1 = iter([0.91914, 0.93126])  # unrounded: 1.212; as printed: 93.13 - 91.91 = 1.22
+    monkeypatch.setattr(nu, "span_scores", lambda gold, pred: {"overall": {"f1": next(f1)}})
+    row = nu.conllpp_table(sentences, [["B-PER"]], sentences).loc["this run"]
+    assert row.tolist() == [91.91, 93.13, 1.22]
