@@ -1912,7 +1912,7 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
 def _write_whole(path: Path, text: str) -> None:
     """Write ``path`` whole or not at all (a temporary file, then a rename), like the checkpoints."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -2506,6 +2506,11 @@ def sota_table(interval: dict[str, float], model: str, parameters: int | None = 
     return pd.DataFrame([_sota_line(row) for row in SOTA] + [ours], columns=SOTA_COLUMNS).set_index("").rename_axis(None)
 
 
+def _relative_errors(ours: float, published: float) -> float:
+    """How many more errors (100 - F1) this run makes than a published F1, as a fraction (negative: fewer)."""
+    return (100 - ours) / (100 - published) - 1
+
+
 def _gap(ours: float, published: float) -> str:
     """"0.83 points below 92.40 (11% more errors)": the gap in F1 points (both rounded as printed) and in the share of
     errors (100 - F1)."""
@@ -2513,7 +2518,7 @@ def _gap(ours: float, published: float) -> str:
     if ours == published:
         return f"level with {published:.2f}"
     side = "above" if ours > published else "below"
-    errors = (100 - ours) / (100 - published) - 1 if published < 100 else None
+    errors = _relative_errors(ours, published) if published < 100 else None
     share = f" ({abs(100 * errors):.0f}% {'more' if errors > 0 else 'fewer'} errors)" if errors is not None else ""
     return f"{abs(ours - published):.2f} points {side} {published:.2f}{share}"
 
@@ -2560,6 +2565,11 @@ def _rows(group: str) -> list[Published]:
     return [row for row in SOTA if row.group == group]
 
 
+def _landmarks() -> tuple[Published, list[Published], list[Published]]:
+    """The report's comparison points: BERT-base in the BERT paper, the independent reproductions, the top."""
+    return _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+
+
 def _differences(figures: Sequence[float], tb: float, m: float | None) -> str:
     """"the recipe's mean minus each is -0.32 to +0.35 points, this run minus each +0.04 to +0.71"."""
     ours = _range([tb - f for f in figures])
@@ -2571,7 +2581,7 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     """Markdown bullets: the recipe's ``mean`` (``recipe_mean``) and this run (its 95% intervals, ``bootstrap_f1``)
     against BERT-base in the BERT paper, the independent reproductions and the top."""
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
-    bert, repro, top = _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+    bert, repro, top = _landmarks()
     m = round(mean["testb"], 2) if mean else None
     runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**; this run scores "
             if mean else "this run scores ")
@@ -2605,7 +2615,7 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
     records = []
     for row, published, interval in lines:
         ours, on_testb = round(100 * interval["f1"], 2), interval is testb
-        errors = 100 * ((100 - ours) / (100 - published) - 1)
+        errors = 100 * _relative_errors(ours, published)
         record = {"system": row.system, "work": row.work, "set": "eng.testb" if on_testb else "eng.testa",
                   "published F1": published, "this run minus it": f"{ours - published:+.2f}",
                   "this run's errors, relative": f"{errors:+.1f}%" if abs(round(errors, 1)) < 1 else f"{errors:+.0f}%",
@@ -2638,7 +2648,7 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
     """Markdown bullets: what this run reached (and its recipe's ``mean``), where it stands (``versus``: above or below
     only outside its 95% interval), and what separates it from BERT-base's set-up."""
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
-    bert, repro, top = _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+    bert, repro, top = _landmarks()
     size = f"{metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
     stand_in = f"an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
     about = ", ".join(part for part in (size, stand_in) if part)
@@ -2871,7 +2881,7 @@ def run_summary(metrics: dict[str, Any]) -> str:
                    "such run is shown here.")
     if cfg.get("max_train_sentences"):
         return text
-    bert, repro, top = _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+    bert, repro, top = _landmarks()
     return text + (f" For comparison (section 9), on eng.testb: BERT-base {bert.testb:.2f} in the BERT paper (with "
                    f"document context), {_range_of([r.testb for r in repro])} in independent reproductions, "
                    f"{max(r.testb for r in top):.2f} at the top.")
@@ -3101,12 +3111,8 @@ def entities(words: Sequence[str], tags: Sequence[str]) -> list[tuple[str, str]]
 def write_predictions(path: str | os.PathLike, sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]) -> Path:
     """conlleval input: ``word gold pred`` per line, a blank line between sentences (written atomically)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for s, p in zip(sentences, pred, strict=True):
-            fh.writelines(f"{w} {g} {t}\n" for w, g, t in zip(s.words, s.tags, p, strict=True))
-            fh.write("\n")
-    tmp.replace(path)
+    _write_whole(path, "".join("".join(f"{w} {g} {t}\n" for w, g, t in zip(s.words, s.tags, p, strict=True)) + "\n"
+                               for s, p in zip(sentences, pred, strict=True)))
     return path
 
 
