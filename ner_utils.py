@@ -51,7 +51,8 @@ __all__ = [
     "unseen_entities", "versus", "viterbi_decode", "build_scheduler", "describe_recipe", "evaluate_epoch",
     "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape", "seed_summary",
     "recipe_mean", "PRECISION_PHRASES", "sentence_with_split_word", "Run", "prepare_run", "predict_split", "finish_run",
-    "precision_recall_f1",
+    "precision_recall_f1", "epoch_batches", "resume_run", "checkpoint_epoch", "encoding_plan", "document_counts",
+    "resampled_f1",
 ]
 
 # =============================================================================================
@@ -490,7 +491,7 @@ def _context_words(sentences: Sequence[Sentence], counts: list[list[int]], i: in
     return taken[0][::-1], taken[1]
 
 
-def _encoding_plan(sentences: Sequence[Sentence], counts: list[list[int]], budget: int,
+def encoding_plan(sentences: Sequence[Sentence], counts: list[list[int]], budget: int,
                    context: int) -> list[tuple[int, int, int, list, list]]:
     """What to encode: (sentence, first word, end word, left context, right context), a sentence longer than
     ``budget`` pieces as several windows of whole words (which get no context)."""
@@ -526,7 +527,7 @@ def encode(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, in
         word_lists[i] = [w if n else tokenizer.unk_token for w, n in zip(word_lists[i], counts[i])]
     for i, c in zip(empty, _piece_counts(tokenizer, [word_lists[i] for i in empty])):
         counts[i] = c
-    plan = _encoding_plan(sentences, counts, budget, context)
+    plan = encoding_plan(sentences, counts, budget, context)
     if not plan:
         return []
 
@@ -874,7 +875,7 @@ def _hub_unreachable_reason(timeout: float = 3.0) -> str | None:
     NO_PROXY) or the system names (a CONNECT tunnel, with the proxy's credentials), else straight to the hub."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").lower() in ("1", "true", "yes", "on"):
-            return "the model hub is switched off on this machine"
+            return "the model hub is switched off"
     import base64
     import http.client
     import socket
@@ -1115,13 +1116,12 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
                trained: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer): a token-classification model with ``labels`` and its fast tokenizer.
 
-    ``name_or_path``: a local folder, a hub name, "all-MiniLM-L6-v2" (the embedded checkpoint) or "all-mpnet-base-v2"
-    (``base_model_path``). An explicit argument always wins; None means $NER_MODEL, else bert-base-cased. If it
-    cannot be loaded and ``fallback`` is on, the best offline checkpoint installed is used and one line (once per
-    process) says what was asked, what went wrong and what is used instead; with ``fallback=False`` a
-    ModelLoadError says the same. An offline checkpoint asked for by name is never replaced. ``trained=True``
-    (scoring, prediction) accepts only a checkpoint that already classifies tokens. A token classifier keeps its
-    label order; another label set is a LabelSetError. ``model.ner_info`` says what was loaded.
+    ``name_or_path``: a local folder, a hub name, or an offline checkpoint by name ("all-MiniLM-L6-v2",
+    "all-mpnet-base-v2"); None means bert-base-cased, unless $NER_MODEL names another. If it cannot be loaded and
+    ``fallback`` is on, the best offline checkpoint installed is used and one line says what was asked, what went
+    wrong and what is used instead; otherwise a ModelLoadError says the same. A checkpoint named explicitly is never
+    replaced. ``trained=True`` (scoring, prediction) accepts only a checkpoint that already classifies tokens, with
+    these labels. ``model.ner_info`` says what was loaded.
     """
     import transformers
 
@@ -1144,8 +1144,8 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
         except ModelLoadError as missing:
             raise ModelLoadError(f"could not load {asked!r}{named}: {reason}; and {missing}") from err
         model, tok = _from_pretrained(str(offline), labels)
-        _say_once(f"load_model: asked for {asked!r}{named}, which could not be loaded ({reason}); using the "
-                  f"offline encoder installed on this machine, {resolved} ({count_parameters(model) / 1e6:.1f}M parameters, "
+        _say_once(f"load_model: asked for {asked!r}{named}, which could not be loaded ({reason}); using {resolved}, "
+                  f"installed locally ({count_parameters(model) / 1e6:.1f}M parameters, "
                   f"{'cased' if is_cased(tok) else 'uncased'}), instead.")
     model.ner_info = {"asked": asked, "model": resolved, "reason": reason,
                       "fallback": resolved != asked and not _is_embedded(asked) and not _is_base(asked),
@@ -1731,8 +1731,7 @@ def _set_word_shapes(model: Any, setting: str) -> bool:
 
 
 def prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> Run:
-    """Accelerator, model and recipe, features, optimizer and schedule, checkpoint identity."""
-    import torch
+    """Accelerator, model and recipe, features, optimizer and schedule: everything a run needs."""
     from accelerate.utils import set_seed
 
     precision = resolve_precision(config.mixed_precision)
@@ -1744,31 +1743,50 @@ def prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> Run:
     model.config.ner_context, model.config.ner_decode = config.context, config.decode
     labels = model_labels(model)  # the checkpoint's own order
     label2id = {label: i for i, label in enumerate(labels)}
-    cap = (lambda sentences, n: sentences if n is None else sentences[:n])
-    train_sents = cap(splits["train"], config.max_train_sentences)
-    testa, testb = cap(splits["testa"], config.max_eval_sentences), cap(splits["testb"], config.max_eval_sentences)
-    plain = encode(tokenizer, train_sents, label2id, max_pieces(tokenizer, model))
-    with_context = encode(tokenizer, train_sents, label2id, max_pieces(tokenizer, model), config.context) \
-        if config.context else plain
+    train_sents, testa, testb = _capped(splits, config)  # all of each split, unless a short check caps them
+    width = max_pieces(tokenizer, model)
+    plain = encode(tokenizer, train_sents, label2id, width)
+    with_context = encode(tokenizer, train_sents, label2id, width, config.context) if config.context else plain
     steps_per_epoch = len(shard_batches(batch_order([0] * len(plain), config.batch_size), 0, acc.num_processes))
     optimizer = build_optimizer(model, config.lr, config.weight_decay)
     scheduler = build_scheduler(optimizer, steps_per_epoch, config.epochs, config.warmup_ratio)
     resolved_name = model_name(model)
     model, optimizer = acc.prepare(model, optimizer)
+    step_model, multiple = _step_model(config, acc, model)
+    identity = _run_identity(config, labels, resolved_name, multiple, step_model is not model, precision,
+                             acc.num_processes, {"train": train_sents, "testa": testa, "testb": testb})
+    return Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
+               plain, with_context, testa, testb, Path(config.output_dir) / "checkpoint-last", identity, multiple)
+
+
+def _capped(splits: dict[str, list[Sentence]], config: TrainConfig) -> tuple[list[Sentence], ...]:
+    """(train, testa, testb) cut to the config's caps for quick runs (None: all)."""
+    cap = (lambda sentences, n: sentences if n is None else sentences[:n])
+    return (cap(splits["train"], config.max_train_sentences), cap(splits["testa"], config.max_eval_sentences),
+            cap(splits["testb"], config.max_eval_sentences))
+
+
+def _step_model(config: TrainConfig, acc: Any, model: Any) -> tuple[Any, int]:
+    """(the model the training step calls, torch.compile'd where ``resolve_compile`` says so; the batch-width multiple)."""
+    import torch
+
     compiled = resolve_compile(config.compile, acc.device)
     multiple = config.pad_to_multiple_of or (16 if compiled or acc.device.type == "cuda" else 1)
-    identity = {k: getattr(config, k) for k in _RESUME_KEYS} | {
+    return (torch.compile(model, dynamic=True) if compiled else model), multiple
+
+
+def _run_identity(config: TrainConfig, labels: list[str], resolved_name: str, multiple: int, compiled: bool,
+                  precision: str, processes: int, splits: dict[str, list[Sentence]]) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the settings, the model's files and the data."""
+    return {k: getattr(config, k) for k in _RESUME_KEYS} | {
         "labels": labels, "resolved_model": resolved_name, "pad_to_multiple_of": multiple, "compiled": compiled,
-        "precision": precision, "processes": acc.num_processes, "model_files": model_fingerprint(config.model),
-        "data": data_fingerprint({"train": train_sents, "testa": testa, "testb": testb})}
-    return Run(config, acc, model, torch.compile(model, dynamic=True) if compiled else model, tokenizer, optimizer,
-                scheduler, precision, shapes, recipe, recipe_why, plain, with_context, testa, testb,
-                Path(config.output_dir) / "checkpoint-last", identity, multiple)
+        "precision": precision, "processes": processes, "model_files": model_fingerprint(config.model),
+        "data": data_fingerprint(splits)}
 
 
-def _epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
-    """This process's share of the epoch's shuffled, length-grouped batches (with context, each sentence keeps
-    its document context with probability 1 - context_dropout), pinned for non-blocking copies to a GPU."""
+def epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
+    """This process's share of the epoch's shuffled, length-grouped batches; with document context, each sentence
+    keeps its context with probability 1 - context_dropout."""
     import torch
 
     config = run.config
@@ -1813,7 +1831,7 @@ def train_epoch(run: Run, epoch: int, history: dict) -> None:
     import torch
     from tqdm import tqdm
 
-    batches = _epoch_batches(run, epoch)
+    batches = epoch_batches(run, epoch)
     run.model.train()
     bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{run.config.epochs}", mininterval=2.0, ncols=100,
                dynamic_ncols=False, file=sys.stdout, disable=not (run.config.progress and run.acc.is_main_process))
@@ -1848,7 +1866,7 @@ def evaluate_epoch(run: Run, epoch: int, history: dict, best: dict) -> None:
                   f"epoch {history['best_epoch']})")
 
 
-def _checkpoint(run: Run, epoch: int, history: dict, best: dict) -> None:
+def checkpoint_epoch(run: Run, epoch: int, history: dict, best: dict) -> None:
     """checkpoint-last/ after this epoch (the main process writes, every process waits)."""
     if run.acc.is_main_process:
         _save_checkpoint(run.ckpt, run.unwrapped, run.optimizer, run.scheduler,
@@ -1857,7 +1875,7 @@ def _checkpoint(run: Run, epoch: int, history: dict, best: dict) -> None:
     run.acc.wait_for_everyone()
 
 
-def _resume(run: Run, resume: bool | str, history: dict, best: dict) -> int:
+def resume_run(run: Run, resume: bool | str, history: dict, best: dict) -> int:
     """Load checkpoint-last/ into the run when asked and when it belongs to it; the epoch to start from."""
     ckpt = run.ckpt
     if not resume:
@@ -1901,11 +1919,11 @@ def train(config: TrainConfig, splits: dict[str, list[Sentence]], resume: bool |
     history = {"losses": [], "testa_f1": [], "best_f1": -1.0, "best_epoch": 0, "train_seconds": 0.0, "tokens": 0,
                "epoch_seconds": []}
     best: dict[str, Any] = {"weights": None, "testa_pred": None}
-    start_epoch = _resume(run, resume, history, best)
+    start_epoch = resume_run(run, resume, history, best)
     for epoch in range(start_epoch, run.config.epochs):
         train_epoch(run, epoch, history)
         evaluate_epoch(run, epoch, history, best)
-        _checkpoint(run, epoch, history, best)
+        checkpoint_epoch(run, epoch, history, best)
     return finish_run(run, history, best, start_epoch, wall_start)
 
 
@@ -2104,7 +2122,7 @@ def conlleval_report(gold: Sequence[Any], pred: Sequence[Any]) -> str:
 # =============================================================================================
 
 
-def _document_counts(gold: Sequence[Sentence], preds: Sequence[Sequence[Sequence[str]]]) -> tuple[Any, Any]:
+def document_counts(gold: Sequence[Sentence], preds: Sequence[Sequence[Sequence[str]]]) -> tuple[Any, Any]:
     """Per document: gold spans [docs]; per prediction set, predicted and correct spans [sets, docs, 2]."""
     import numpy as np
 
@@ -2125,7 +2143,7 @@ def _document_counts(gold: Sequence[Sentence], preds: Sequence[Sequence[Sequence
     return n_gold, counts
 
 
-def _resampled_f1(n_gold: Any, counts: Any, n: int, seed: int) -> Any:
+def resampled_f1(n_gold: Any, counts: Any, n: int, seed: int) -> Any:
     """Span F1 of each prediction set on ``n`` resamples of the documents (with replacement): [n, sets]."""
     import numpy as np
 
@@ -2143,8 +2161,8 @@ def bootstrap_f1(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], n: int
     """
     import numpy as np
 
-    n_gold, counts = _document_counts(gold, [pred])
-    f1 = _resampled_f1(n_gold, counts, n, seed)[:, 0]
+    n_gold, counts = document_counts(gold, [pred])
+    f1 = resampled_f1(n_gold, counts, n, seed)[:, 0]
     tail = 100 * (1 - level) / 2
     return {"f1": span_scores([s.tags for s in gold], pred)["overall"]["f1"],
             "low": float(np.percentile(f1, tail)), "high": float(np.percentile(f1, 100 - tail))}
@@ -2159,8 +2177,8 @@ def paired_bootstrap(gold: Sequence[Sentence], pred_a: Sequence[Sequence[str]], 
     """
     import numpy as np
 
-    n_gold, counts = _document_counts(gold, [pred_a, pred_b])
-    f1 = _resampled_f1(n_gold, counts, n, seed)
+    n_gold, counts = document_counts(gold, [pred_a, pred_b])
+    f1 = resampled_f1(n_gold, counts, n, seed)
     diff, tail = f1[:, 0] - f1[:, 1], 100 * (1 - level) / 2
     observed = [span_scores([s.tags for s in gold], p)["overall"]["f1"] for p in (pred_a, pred_b)]
     return {"difference": observed[0] - observed[1], "low": float(np.percentile(diff, tail)),
@@ -2632,40 +2650,46 @@ def _and(items: Sequence[str]) -> str:
     return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _standing(interval: dict[str, float], figures: Sequence[float], what: str) -> str:
-    """"level with the 4 reproductions (91.20-91.87)": where this run stands (``versus``) against published
-    ``figures``, or "against the 4 reproductions (91.20-91.87), above 91.20, level with 91.35, 91.37 and 91.87" where
-    the figures differ."""
-    words = {f: versus(interval, f) for f in sorted(figures)}
-    if len(set(words.values())) == 1:
-        return f"{next(iter(words.values()))} {what}"
-    parts = [f"{w} {_and([f'{f:.2f}' for f in words if words[f] == w])}" for w in dict.fromkeys(words.values())]
-    return f"against {what}, {', '.join(parts)}"
+def _standing(interval: dict[str, float], figures: Sequence[float], what: str, mean: float | None = None) -> str:
+    """Where this run, and its recipe's ``mean`` (%), stand against published ``figures``: "below the top
+    (94.09-94.60) by 2.54-3.05 (the recipe's mean) and 2.18-2.69 (this run), outside this run's 95% interval"; "level
+    with" when the figures lie inside the interval (with the gap, where all of it has one sign) or the gaps differ
+    in sign."""
+    ours = {"the recipe's mean": mean, "this run": round(100 * interval["f1"], 2)}
+    ours = {who: value for who, value in ours.items() if value is not None}
+    gaps = [value - f for value in ours.values() for f in figures]
+    side = "below" if all(g < 0 for g in gaps) else "above" if all(g > 0 for g in gaps) else None
+    by = " and ".join(f"{_range_of([abs(value - f) for f in figures])} ({who})" for who, value in ours.items())
+    inside = sum(_inside(interval, f) for f in figures)
+    if inside == len(figures):
+        return f"level with {what} within this run's 95% interval" + (
+            f", though {side} {'it' if len(figures) == 1 else 'them'} by {by}" if side else "")
+    where = "outside this run's 95% interval" if not inside else "partly inside this run's 95% interval"
+    return f"{side} {what} by {by}, {where}" if side else f"level with {what}, {where}"
 
 
 def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
                mean: dict[str, Any] | None = None) -> str:
-    """Markdown bullets: what this run reached (and its recipe's ``mean``), where it stands (``versus``: above or below
-    only outside its 95% interval), and what separates it from BERT-base's set-up."""
+    """Markdown bullets: what this run reached (and its recipe's ``mean``), where both stand against the published
+    figures (``_standing``), and what separates this run from BERT-base's set-up."""
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, repro, top = _landmarks()
     size = f"{metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
     stand_in = f"an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
     about = ", ".join(part for part in (size, stand_in) if part)
+    m_a, m_b = (round(mean["testa"], 2), round(mean["testb"], 2)) if mean else (None, None)
     repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
-    stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})"),
-              _standing(testb, repro_f1, f"the {len(repro)} independent reproductions ({_range_of(repro_f1)})"),
-              _standing(testb, top_f1, f"the top ({_range_of(top_f1)})")]
-    sep = "; " if any(s.startswith("against") for s in stands) else ", "
-    on_testa = ("" if bert.testa is None else
-                f"; on eng.testa it is {_standing(testa, [bert.testa], f'BERT-base ({bert.testa:.2f})')}")
+    stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})", m_b),
+              _standing(testb, repro_f1, f"the {len(repro)} independent reproductions ({_range_of(repro_f1)})", m_b),
+              _standing(testb, top_f1, f"the top ({_range_of(top_f1)})", m_b)]
+    on_testa = ("" if bert.testa is None else " On eng.testa, the development set that chose the epoch: "
+                + _standing(testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a).replace("this run's", "that set's")
+                + ".")
     lines = [f"- **Result.** {metrics.get('model', 'The model')}" + (f" ({about})" if about else "")
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
-             + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{mean['testb']:.2f}** on "
+             + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m_b:.2f}** on "
                 "eng.testb." if mean else "."),
-             f"- **Against the state of the art** (section 9), on eng.testb this run is {sep.join(stands[:2])}"
-             f"{' and' if sep == ', ' else ';'} {stands[2]}{on_testa}. \"Level with\": the published figure lies inside "
-             "this run's 95% interval."]
+             f"- **Against the state of the art** (section 9), on eng.testb: {'; '.join(stands)}.{on_testa}"]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     if diffs:
@@ -2702,21 +2726,20 @@ def saved_predictions(name: str, folder: str | os.PathLike | None = None) -> lis
 
 
 PRECISION_WORDS = {"no": "none (32-bit floats)", "bf16": "bf16", "fp16": "fp16"}
-# The notebook's ablation: (label, row of benchmarks/accuracy.py, decoding: "" for the row's own). Each line changes
-# one thing from the line above, or says what else changed with it.
+# The notebook's ablation: (what changes from the line above, what else changed with it, row of
+# benchmarks/accuracy.py, decoding: "" for the row's own).
 ABLATION = [
-    ("all-MiniLM-L6-v2, Hugging Face Trainer: learning rate 5e-5, batch 16, 3 epochs, most probable tag per word, "
-     "32-bit floats", "anchor", ""),
-    ("the same recipe in this notebook's loop, with bf16 mixed precision", "plain-bf16", ""),
-    ("+ casing feature", "shapes", ""),
-    ("+ Viterbi decoding (the same models)", "shapes", "viterbi"),
-    ("+ learning rate 1e-4, batch 32 and 6 epochs (three changes at once)", "final6", ""),
-    ("+ 16 words of document context each side in the last 2 epochs, and weight averaging", "ctx16l2", ""),
-    ("+ 16 words of document context each side in every epoch, and weight averaging", "ctx16", ""),
-    ("all-mpnet-base-v2 with the final recipe but 4 epochs and 32-bit floats (other pretraining too)", "mpnet-lr1e4",
-     ""),
-    ("the same with bf16 mixed precision", "mpnet-bf16", ""),
-    ("+ 32 words of document context each side", "mpnet-ctx32", ""),
+    ("all-MiniLM-L6-v2, Hugging Face Trainer", "(the baseline: learning rate 5e-5, batch 16, 3 epochs, most probable "
+     "tag per word)", "anchor", ""),
+    ("this notebook's loop", "bf16 mixed precision", "plain-bf16", ""),
+    ("+ casing feature", "", "shapes", ""),
+    ("+ Viterbi decoding", "nothing: the same models", "shapes", "viterbi"),
+    ("+ learning rate 1e-4", "batch 32, 6 epochs", "final6", ""),
+    ("+ document context (16 words each side), last 2 epochs", "weight averaging", "ctx16l2", ""),
+    ("+ document context (16 words each side), every epoch", "weight averaging", "ctx16", ""),
+    ("all-mpnet-base-v2, the final recipe", "model size, pretraining, 4 epochs, 32-bit floats", "mpnet-lr1e4", ""),
+    ("+ bf16 mixed precision", "", "mpnet-bf16", ""),
+    ("+ document context (32 words each side)", "", "mpnet-ctx32", ""),
 ]
 
 
@@ -2759,9 +2782,13 @@ RECIPE_ROWS = {("embedded", "bf16"): "final6", ("base", "no"): "mpnet-lr1e4", ("
 
 
 def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathLike | None = None) -> "pd.DataFrame":
-    """``ABLATION`` from benchmarks/results; a run (metrics.json) that follows its recipe counts as one more seed."""
+    """``ABLATION`` from benchmarks/results, each line's change and what else changed with it; a run (metrics.json)
+    that follows its recipe counts as one more seed."""
     row = RECIPE_ROWS.get((metrics["recipe"], metrics["precision"])) if metrics and follows_recipe(metrics) else None
-    return results_table(ABLATION, folder, (row, metrics) if row else None)
+    table = results_table([(change, name, decode) for change, _, name, decode in ABLATION], folder,
+                          (row, metrics) if row else None)
+    table.insert(0, "also changed", [next(also for change, also, *_ in ABLATION if change == label) for label in table.index])
+    return table.rename_axis("change")
 
 
 # Stored eng.testb predictions that this run is compared with, pairwise: (what they are, row of benchmarks/accuracy.py).
@@ -2772,7 +2799,8 @@ PAIRED = [("all-mpnet-base-v2, its final recipe in bf16, seed 0", "mpnet-bf16-s0
 
 def paired_table(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], folder: str | os.PathLike | None = None,
                  n: int = 2000, seed: int = 0) -> "pd.DataFrame":
-    """This run against each stored system of ``PAIRED`` on the same eng.testb sentences: both F1 (%), the difference
+    """This run against each stored system of ``PAIRED`` on the same eng.testb sentences: both F1 (%), the other's
+    correct and predicted spans (its F1 recomputes with the gold count of ``scores_table``), the difference
     (this run minus the other), its 95% paired-bootstrap interval over documents and the share of resamples this run
     wins. Systems whose predictions are not stored are left out."""
     import pandas as pd
@@ -2785,10 +2813,13 @@ def paired_table(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], folder
         other = other[:len(gold)]
         test = paired_bootstrap(gold, pred, other, n=n, seed=seed)
         f1 = [100 * span_scores([s.tags for s in gold], p)["overall"]["f1"] for p in (pred, other)]
-        rows[label] = {"this run F1": f1[0], "its F1": f1[1], "difference": 100 * test["difference"],
+        _, predicted, correct, _, _ = span_counts([s.tags for s in gold], other)
+        rows[label] = {"this run F1": f1[0], "its F1": f1[1],
+                       "its spans: correct / predicted": f"{sum(correct.values()):,} / {sum(predicted.values()):,}",
+                       "difference": 100 * test["difference"],
                        "95% interval": f"{100 * test['low']:+.2f} to {100 * test['high']:+.2f}",
                        "this run wins": f"{100 * test['a_better']:.0f}% of resamples"}
-    columns = ["this run F1", "its F1", "difference", "95% interval", "this run wins"]
+    columns = ["this run F1", "its F1", "its spans: correct / predicted", "difference", "95% interval", "this run wins"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).round(2)
 
 
@@ -2806,7 +2837,7 @@ def seed_table(metrics: dict[str, Any], folder: str | os.PathLike | None = None)
 
     rows = [row for (recipe, _), row in RECIPE_ROWS.items() if recipe == metrics.get("recipe")]
     runs = [r for row in rows for r in result_files(folder, f"{row}-s*.json")]
-    lines = [(r["config"]["seed"], _row_precision(r), r["testa"], r["testb"], "stored") for r in runs]
+    lines = [(r["config"]["seed"], _row_precision(r), r["testa"], r["testb"], "earlier run") for r in runs]
     if follows_recipe(metrics) and (metrics["config"]["seed"], metrics["precision"]) not in {l[:2] for l in lines}:
         lines.append((metrics["config"]["seed"], metrics["precision"], metrics["testa_f1"], metrics["testb_f1"], "this run"))
     return pd.DataFrame([{"seed": seed, "mixed precision": PRECISION_WORDS.get(p, p), "eng.testa F1": round(100 * a, 2),
@@ -2825,8 +2856,10 @@ def _precision_groups(seeds: "pd.DataFrame") -> list[tuple[str, "pd.DataFrame"]]
 
 def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     """One line per mixed precision of ``seed_table``: its runs' eng.testb F1 (mean, std, min and max of several
-    runs; a single run as itself), then each other precision's mean minus the first's. Runs in different precisions
-    are never pooled."""
+    runs; a single run as itself), then each other precision's mean minus the first's, then where this run ranks.
+    Runs in different precisions are never pooled."""
+    import pandas as pd
+
     lines, means = [], []
     for precision, group in _precision_groups(seeds):
         f1, phrase = group["eng.testb F1"], PRECISION_PHRASES.get(precision, f"in {precision}").removeprefix("in ")
@@ -2840,6 +2873,13 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     lines += [f"{phrase} minus {means[0][0]}: {mean - means[0][1]:+.2f} in mean eng.testb F1 ({_count(n, 'run')} "
               f"against {means[0][2]}" + (": one run cannot separate precision from seed)"
                                           if min(n, means[0][2]) == 1 else ")") for phrase, mean, n in means[1:]]
+    f1 = pd.concat([group for _, group in _precision_groups(seeds)]) if len(seeds) else seeds
+    mine = f1.loc[f1["run"] == "this run", "eng.testb F1"].tolist() if len(f1) else []
+    if mine and len(f1) > 1:
+        above, below = int((f1["eng.testb F1"] > mine[0]).sum()), int((f1["eng.testb F1"] < mine[0]).sum())
+        place = ("the highest" if not above else "the lowest" if not below else
+                 f"{above} run{'s' if above > 1 else ''} above it, {below} below")
+        lines.append(f"this run's eng.testb F1 among the {len(f1)} runs, in any precision: {place}")
     return lines
 
 
@@ -2864,25 +2904,27 @@ OFFLINE_MODELS = {
 }
 
 
-def run_summary(metrics: dict[str, Any]) -> str:
-    """Markdown: what this run fine-tuned, and why that model, with its span F1 on both test sets."""
+def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> str:
+    """Markdown paragraphs: what this run fine-tuned and its span F1 on both sets (and its recipe's ``mean``,
+    ``recipe_mean``), why that model, and the published figures it is set against."""
     p = f"{metrics['parameters'] / 1e6:.1f}" if metrics.get("parameters") else "?"
     cfg = metrics["config"]
     short = (f", **a short check only** ({cfg['max_train_sentences']} training sentences, {cfg['epochs']} epoch(s))"
              if cfg.get("max_train_sentences") else "")
     text = (f"**This rendering** fine-tuned **{metrics['model']}**{short}: span F1 **{100 * metrics['testa_f1']:.2f}** on "
-            f"eng.testa and **{100 * metrics['testb_f1']:.2f}** on eng.testb (trained in section 4, scored in "
-            "section 5).")
+            f"eng.testa, the development set that chose the epoch, and **{100 * metrics['testb_f1']:.2f}** on the test "
+            "set eng.testb (sections 4-5).")
+    if mean and not short:
+        text += f" The {mean['runs']} runs of its recipe {mean['precision']} average {mean['testb']:.2f} on eng.testb (section 6)."
     if metrics.get("fallback"):
-        text += (f" The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be loaded on the "
-                 f"machine that ran it (no model hub, no local copy), so the code fell back to {metrics['model']}: "
+        text += (f"\n\n**The model.** The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be "
+                 f"loaded where it ran (no model hub, no local copy), so the code fell back to {metrics['model']}: "
                  + OFFLINE_MODELS.get(metrics["model"], "an offline checkpoint").format(p=p)
-                 + f". Where the model hub is reachable (Colab), the same cells load `{DEFAULT_MODEL}` instead; no "
-                   "such run is shown here.")
-    if cfg.get("max_train_sentences"):
+                 + f". With the model hub (Colab), the same cells load `{DEFAULT_MODEL}`; no such run is shown here.")
+    if short:
         return text
     bert, repro, top = _landmarks()
-    return text + (f" For comparison (section 9), on eng.testb: BERT-base {bert.testb:.2f} in the BERT paper (with "
+    return text + (f"\n\n**For comparison** (section 9), on eng.testb: BERT-base {bert.testb:.2f} in the BERT paper (with "
                    f"document context), {_range_of([r.testb for r in repro])} in independent reproductions, "
                    f"{max(r.testb for r in top):.2f} at the top.")
 
@@ -2897,7 +2939,7 @@ def show_summary(metrics: dict[str, Any] | None, update: bool = False) -> None:
     """Display the report's opening (``run_summary`` and ``summary_table``); ``update``: replace it where it was shown."""
     from IPython.display import Markdown, display, update_display
 
-    shown = ((Markdown(run_summary(metrics)), summary_table(metrics)) if metrics else
+    shown = ((Markdown(run_summary(metrics, recipe_mean(seed_table(metrics)))), summary_table(metrics)) if metrics else
              (Markdown("No run yet: run all cells."), Markdown("")))
     for item, name in zip(shown, ("run-summary", "results-summary")):
         (update_display if update else display)(item, display_id=name)

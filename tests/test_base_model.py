@@ -117,7 +117,7 @@ def test_once_assembled_it_is_the_offline_fallback(installed, capsys, monkeypatc
     nu.base_model_path()
     model, _ = nu.load_model("bert-base-cased")
     assert model.ner_info["model"] == "all-mpnet-base-v2" and model.ner_info["fallback"] is True
-    assert "offline encoder installed on this machine, all-mpnet-base-v2" in capsys.readouterr().err
+    assert "using all-mpnet-base-v2, installed locally" in capsys.readouterr().err
     assert nu.load_model("all-MiniLM-L6-v2")[0].ner_info["model"] == "all-MiniLM-L6-v2"  # by name: still MiniLM
 
 

@@ -257,13 +257,19 @@ def test_the_code_on_the_page_is_the_live_module_and_the_replay_compares_it():
         assert outputs and "".join(outputs[0]["data"]["text/plain"]) == live, f"stale source shown: {shown[-1]}"
     assert {"parse_conll", "iob1_to_iob2", "align_labels", "add_word_shapes", "batch_order", "train_epoch", "train_step",
             "word_log_probs", "viterbi_decode", "get_spans", "span_scores"} <= set(shown)
-    appendix = {"encode", "collate", "make_batches", "prepare_run", "predict_split", "finish_run", "predict_tags",
-                "decode_tags", "precision_recall_f1"}
+    appendix = {"load_conll2003", "read_splits", "load_model", "resolve_config", "encoding_plan", "encode", "collate",
+                "make_batches", "epoch_batches", "prepare_run", "checkpoint_epoch", "resume_run", "predict_split",
+                "finish_run", "predict_tags", "decode_tags", "precision_recall_f1", "document_counts", "resampled_f1",
+                "bootstrap_f1", "paired_bootstrap", "span_errors"}
     assert appendix <= set(shown)  # the rest of the path from files to scores, after the references
     lines = sum(len(__import__("inspect").getsource(getattr(nu, name)).splitlines()) for name in shown
                 if name not in appendix)
     # in the body: the reading, alignment, casing feature, batching, loop, prediction, decoding and scoring; no more
     assert 100 <= lines <= 320 and checked >= 5
+    names = [name for name in nu.__all__ if callable(getattr(nu, name)) and not isinstance(getattr(nu, name), type)]
+    path = {"train", "prepare_run", "train_epoch", "train_step", "evaluate_epoch", "finish_run", "load_model",
+            "load_conll2003", "encode", "bootstrap_f1", "span_errors", "viterbi_decode", "span_scores"}
+    assert path <= set(names) and path <= set(shown)  # the path from files to scores, all on the page
 
 
 def test_the_prose_stays_within_1800_words():

@@ -88,6 +88,10 @@ def test_saved_predictions_and_paired_table(tmp_path):
     row = table.iloc[0]
     assert row["difference"] == pytest.approx(row["this run F1"] - row["its F1"], abs=0.01) and row["difference"] > 0
     assert row["95% interval"].startswith("+") and row["this run wins"] == "100% of resamples"
+    n_gold, predicted, correct, _, _ = nu.span_counts([g.tags for g in gold], bad)
+    assert row["its spans: correct / predicted"] == f"{sum(correct.values()):,} / {sum(predicted.values()):,}"
+    c, p = (int(x.replace(",", "")) for x in row["its spans: correct / predicted"].split(" / "))
+    assert round(100 * 2 * c / (sum(n_gold.values()) + p), 2) == round(row["its F1"], 2)  # its F1, from the counts
     assert len(nu.paired_table(gold[:50], good[:50], tmp_path)) == 1  # a capped test set compares its first sentences
     assert nu.paired_table(gold, bad, tmp_path).empty  # the stored run is this very run: nothing to compare
 
