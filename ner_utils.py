@@ -52,7 +52,7 @@ __all__ = [
     "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape", "seed_summary",
     "recipe_mean", "PRECISION_PHRASES", "sentence_with_split_word", "Run", "prepare_run", "predict_split", "finish_run",
     "precision_recall_f1", "epoch_batches", "resume_run", "checkpoint_epoch", "encoding_plan", "document_counts",
-    "resampled_f1",
+    "resampled_f1", "collate", "scores_table",
 ]
 
 # =============================================================================================
@@ -1119,9 +1119,10 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
     ``name_or_path``: a local folder, a hub name, or an offline checkpoint by name ("all-MiniLM-L6-v2",
     "all-mpnet-base-v2"); None means bert-base-cased, unless $NER_MODEL names another. If it cannot be loaded and
     ``fallback`` is on, the best offline checkpoint installed is used and one line says what was asked, what went
-    wrong and what is used instead; otherwise a ModelLoadError says the same. A checkpoint named explicitly is never
-    replaced. ``trained=True`` (scoring, prediction) accepts only a checkpoint that already classifies tokens, with
-    these labels. ``model.ner_info`` says what was loaded.
+    wrong and what is used instead; otherwise a ModelLoadError says the same. An offline checkpoint asked for by name
+    is never replaced. ``trained=True`` (scoring, prediction) accepts only a checkpoint that already classifies tokens.
+    A token classifier keeps its label order; another label set is a LabelSetError. ``model.ner_info`` says what was
+    loaded.
     """
     import transformers
 
@@ -1752,9 +1753,9 @@ def prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> Run:
     scheduler = build_scheduler(optimizer, steps_per_epoch, config.epochs, config.warmup_ratio)
     resolved_name = model_name(model)
     model, optimizer = acc.prepare(model, optimizer)
-    step_model, multiple = _step_model(config, acc, model)
-    identity = _run_identity(config, labels, resolved_name, multiple, step_model is not model, precision,
-                             acc.num_processes, {"train": train_sents, "testa": testa, "testb": testb})
+    step_model, multiple, compiled = _step_model(config, acc, model)
+    identity = _run_identity(config, labels, resolved_name, multiple, compiled, precision, acc.num_processes,
+                             {"train": train_sents, "testa": testa, "testb": testb})
     return Run(config, acc, model, step_model, tokenizer, optimizer, scheduler, precision, shapes, recipe, recipe_why,
                plain, with_context, testa, testb, Path(config.output_dir) / "checkpoint-last", identity, multiple)
 
@@ -1766,13 +1767,14 @@ def _capped(splits: dict[str, list[Sentence]], config: TrainConfig) -> tuple[lis
             cap(splits["testb"], config.max_eval_sentences))
 
 
-def _step_model(config: TrainConfig, acc: Any, model: Any) -> tuple[Any, int]:
-    """(the model the training step calls, torch.compile'd where ``resolve_compile`` says so; the batch-width multiple)."""
+def _step_model(config: TrainConfig, acc: Any, model: Any) -> tuple[Any, int, bool]:
+    """(the model the training step calls, the batch-width multiple, whether it is torch.compile'd: where
+    ``resolve_compile`` says so)."""
     import torch
 
     compiled = resolve_compile(config.compile, acc.device)
     multiple = config.pad_to_multiple_of or (16 if compiled or acc.device.type == "cuda" else 1)
-    return (torch.compile(model, dynamic=True) if compiled else model), multiple
+    return (torch.compile(model, dynamic=True) if compiled else model), multiple, compiled
 
 
 def _run_identity(config: TrainConfig, labels: list[str], resolved_name: str, multiple: int, compiled: bool,
@@ -2651,10 +2653,10 @@ def _and(items: Sequence[str]) -> str:
 
 
 def _standing(interval: dict[str, float], figures: Sequence[float], what: str, mean: float | None = None) -> str:
-    """Where this run, and its recipe's ``mean`` (%), stand against published ``figures``: "below the top
-    (94.09-94.60) by 2.54-3.05 (the recipe's mean) and 2.18-2.69 (this run), outside this run's 95% interval"; "level
-    with" when the figures lie inside the interval (with the gap, where all of it has one sign) or the gaps differ
-    in sign."""
+    """Where this run, and its recipe's ``mean`` (%), stand against published ``figures``: "level with" all figures
+    inside this run's 95% interval (with the gap, where all of it has one sign); "below the top (94.09-94.60) by
+    2.54-3.05 (the recipe's mean) and 2.18-2.69 (this run), outside this run's 95% interval" where all lie outside on
+    one side; otherwise this run figure by figure (``versus``) and the mean's gaps."""
     ours = {"the recipe's mean": mean, "this run": round(100 * interval["f1"], 2)}
     ours = {who: value for who, value in ours.items() if value is not None}
     gaps = [value - f for value in ours.values() for f in figures]
@@ -2664,8 +2666,13 @@ def _standing(interval: dict[str, float], figures: Sequence[float], what: str, m
     if inside == len(figures):
         return f"level with {what} within this run's 95% interval" + (
             f", though {side} {'it' if len(figures) == 1 else 'them'} by {by}" if side else "")
-    where = "outside this run's 95% interval" if not inside else "partly inside this run's 95% interval"
-    return f"{side} {what} by {by}, {where}" if side else f"level with {what}, {where}"
+    if side and not inside:
+        return f"{side} {what} by {by}, outside this run's 95% interval"
+    words = {f: versus(interval, f) for f in sorted(figures)}
+    parts = [f"{w} {_and([f'{f:.2f}' for f in words if words[f] == w])}" for w in dict.fromkeys(words.values())]
+    return (f"against {what}, this run is {', '.join(parts)} by its 95% interval" + (
+        "" if mean is None else f", the recipe's mean {_range([mean - f for f in figures])} from "
+                                f"{'it' if len(figures) == 1 else 'them'}"))
 
 
 def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
@@ -2683,7 +2690,7 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
               _standing(testb, repro_f1, f"the {len(repro)} independent reproductions ({_range_of(repro_f1)})", m_b),
               _standing(testb, top_f1, f"the top ({_range_of(top_f1)})", m_b)]
     on_testa = ("" if bert.testa is None else " On eng.testa, the development set that chose the epoch: "
-                + _standing(testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a).replace("this run's", "that set's")
+                + _standing(testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a).replace("this run's 95% interval", "this run's eng.testa interval")
                 + ".")
     lines = [f"- **Result.** {metrics.get('model', 'The model')}" + (f" ({about})" if about else "")
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
@@ -2736,8 +2743,9 @@ ABLATION = [
     ("+ Viterbi decoding", "nothing: the same models", "shapes", "viterbi"),
     ("+ learning rate 1e-4", "batch 32, 6 epochs", "final6", ""),
     ("+ document context (16 words each side), last 2 epochs", "weight averaging", "ctx16l2", ""),
-    ("+ document context (16 words each side), every epoch", "weight averaging", "ctx16", ""),
-    ("all-mpnet-base-v2, the final recipe", "model size, pretraining, 4 epochs, 32-bit floats", "mpnet-lr1e4", ""),
+    ("+ document context (16 words each side), every epoch", "", "ctx16", ""),
+    ("all-mpnet-base-v2, the final recipe", "model size, pretraining, 4 epochs, 32-bit floats; no context or weight "
+     "averaging", "mpnet-lr1e4", ""),
     ("+ bf16 mixed precision", "", "mpnet-bf16", ""),
     ("+ document context (32 words each side)", "", "mpnet-ctx32", ""),
 ]
@@ -2812,10 +2820,9 @@ def paired_table(gold: Sequence[Sentence], pred: Sequence[Sequence[str]], folder
             continue  # not stored, or stored for fewer sentences, or this very run
         other = other[:len(gold)]
         test = paired_bootstrap(gold, pred, other, n=n, seed=seed)
-        f1 = [100 * span_scores([s.tags for s in gold], p)["overall"]["f1"] for p in (pred, other)]
-        _, predicted, correct, _, _ = span_counts([s.tags for s in gold], other)
-        rows[label] = {"this run F1": f1[0], "its F1": f1[1],
-                       "its spans: correct / predicted": f"{sum(correct.values()):,} / {sum(predicted.values()):,}",
+        ours, its = (span_scores([s.tags for s in gold], p)["overall"] for p in (pred, other))
+        rows[label] = {"this run F1": 100 * ours["f1"], "its F1": 100 * its["f1"],
+                       "its spans: correct / predicted": f"{its['correct']:,} / {its['pred']:,}",
                        "difference": 100 * test["difference"],
                        "95% interval": f"{100 * test['low']:+.2f} to {100 * test['high']:+.2f}",
                        "this run wins": f"{100 * test['a_better']:.0f}% of resamples"}
@@ -2856,8 +2863,8 @@ def _precision_groups(seeds: "pd.DataFrame") -> list[tuple[str, "pd.DataFrame"]]
 
 def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     """One line per mixed precision of ``seed_table``: its runs' eng.testb F1 (mean, std, min and max of several
-    runs; a single run as itself), then each other precision's mean minus the first's, then where this run ranks.
-    Runs in different precisions are never pooled."""
+    runs; a single run as itself), then each other precision's mean minus the first's, then where this run ranks
+    among all of them. Runs in different precisions are never averaged together."""
     import pandas as pd
 
     lines, means = [], []
@@ -2873,13 +2880,15 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     lines += [f"{phrase} minus {means[0][0]}: {mean - means[0][1]:+.2f} in mean eng.testb F1 ({_count(n, 'run')} "
               f"against {means[0][2]}" + (": one run cannot separate precision from seed)"
                                           if min(n, means[0][2]) == 1 else ")") for phrase, mean, n in means[1:]]
-    f1 = pd.concat([group for _, group in _precision_groups(seeds)]) if len(seeds) else seeds
-    mine = f1.loc[f1["run"] == "this run", "eng.testb F1"].tolist() if len(f1) else []
-    if mine and len(f1) > 1:
-        above, below = int((f1["eng.testb F1"] > mine[0]).sum()), int((f1["eng.testb F1"] < mine[0]).sum())
-        place = ("the highest" if not above else "the lowest" if not below else
-                 f"{above} run{'s' if above > 1 else ''} above it, {below} below")
-        lines.append(f"this run's eng.testb F1 among the {len(f1)} runs, in any precision: {place}")
+    groups = [group for _, group in _precision_groups(seeds)]
+    runs = pd.concat(groups) if groups else seeds.iloc[:0]
+    mine = runs.loc[runs["run"] == "this run", "eng.testb F1"].tolist()
+    if mine and len(runs) > 1:
+        f1 = runs["eng.testb F1"]
+        above, below, level = int((f1 > mine[0]).sum()), int((f1 < mine[0]).sum()), int((f1 == mine[0]).sum()) - 1
+        place = ("the highest" if not above and not level else "the lowest" if not below and not level else
+                 f"{above} above it, {below} below" + (f", {level} equal" if level else ""))
+        lines.append(f"this run's eng.testb F1 among the {len(runs)} runs, in any precision: {place}")
     return lines
 
 
@@ -2939,7 +2948,8 @@ def show_summary(metrics: dict[str, Any] | None, update: bool = False) -> None:
     """Display the report's opening (``run_summary`` and ``summary_table``); ``update``: replace it where it was shown."""
     from IPython.display import Markdown, display, update_display
 
-    shown = ((Markdown(run_summary(metrics, recipe_mean(seed_table(metrics)))), summary_table(metrics)) if metrics else
+    mean = recipe_mean(seed_table(metrics)) if metrics and follows_recipe(metrics) else None
+    shown = ((Markdown(run_summary(metrics, mean)), summary_table(metrics)) if metrics else
              (Markdown("No run yet: run all cells."), Markdown("")))
     for item, name in zip(shown, ("run-summary", "results-summary")):
         (update_display if update else display)(item, display_id=name)

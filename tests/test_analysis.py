@@ -236,14 +236,15 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "reproductions (91.20-91.87) within this run's 95% interval; below the top (94.09-94.60) by 2.56-3.07 "
         "(the recipe's mean) and 2.53-3.04 (this run), outside this run's 95% interval. On eng.testa, the development "
         "set that chose the epoch: below BERT-base (96.40) by 0.67 (the recipe's mean) and 0.68 (this run), outside "
-        "that set's 95% interval.",
+        "this run's eng.testa interval.",
         "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
         "and document context; section 9 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
     assert "(the recipe's mean)" not in nu.conclusion(metrics, testa, testb)
-    assert "level with the 4 independent reproductions (91.20-91.87), partly inside this run's 95% interval;" in \
-        nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean)  # 91.20 outside, the gaps of both signs
+    assert ("against the 4 independent reproductions (91.20-91.87), this run is above 91.20, level with 91.35, 91.37 "
+            "and 91.87 by its 95% interval, the recipe's mean -0.34 to +0.33 from them;" in
+            nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside: figure by figure
     assert "(all-mpnet-base-v2 reaches" not in nu.conclusion({"model": nu.BASE_MODEL}, testa, testb)
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
     assert "set-up:** document context;" in nu.conclusion(bert, testa, testb)
@@ -257,8 +258,8 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
     assert "above BERT-base in the BERT paper (92.40) by 2.60 (this run), outside" in nu.conclusion(
         metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
     straddle = {"f1": 0.9250, "low": 0.9245, "high": 0.9255}  # this run above 92.40, the mean below: level with
-    assert "level with BERT-base in the BERT paper (92.40), outside this run's 95% interval" in nu.conclusion(
-        metrics, testa, straddle, mean)
+    assert ("against BERT-base in the BERT paper (92.40), this run is above 92.40 by its 95% interval, the recipe's "
+            "mean -0.87 from it;") in nu.conclusion(metrics, testa, straddle, mean)
 
 
 def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_group():
@@ -277,10 +278,13 @@ def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_grou
         "bf16 mixed precision: 2 runs (seeds 42, 42; this run is seed 42), eng.testb mean 91.73, std 0.25, min 91.56, "
         "max 91.91", "this run's eng.testb F1 among the 2 runs, in any precision: the highest"]
     middle = seeds.assign(**{"eng.testb F1": [91.55, 91.54, 91.56, 91.545]})
-    assert nu.seed_summary(middle)[-1] == "this run's eng.testb F1 among the 4 runs, in any precision: 2 runs above it, 1 below"
+    assert nu.seed_summary(middle)[-1] == "this run's eng.testb F1 among the 4 runs, in any precision: 2 above it, 1 below"
     assert nu.seed_summary(middle.assign(**{"eng.testb F1": [91.55, 91.54, 91.56, 91.5]}))[-1].endswith(": the lowest")
     assert "among" not in " ".join(nu.seed_summary(seeds.iloc[[3]]))  # this run alone: no rank
     assert "among" not in " ".join(nu.seed_summary(seeds.iloc[:3]))  # no run of this notebook: no rank
+    tied = seeds.assign(**{"eng.testb F1": [91.6, 91.5, 91.91, 91.91]})
+    assert nu.seed_summary(tied)[-1].endswith("in any precision: 0 above it, 2 below, 1 equal")  # a tie is not "the highest"
+    assert nu.seed_summary(seeds.iloc[[3]].assign(**{"eng.testb F1": float("nan")})) == []  # no F1 at all: nothing
     mean = nu.recipe_mean(seeds)
     assert mean["runs"] == 3 and mean["precision"] == "in 32-bit floats" and round(mean["testb"], 2) == 91.55
     assert round(mean["testa"], 2) == 95.73
