@@ -52,7 +52,7 @@ __all__ = [
     "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape", "seed_summary",
     "recipe_mean", "PRECISION_PHRASES", "sentence_with_split_word", "Run", "prepare_run", "predict_split", "finish_run",
     "precision_recall_f1", "epoch_batches", "resume_run", "checkpoint_epoch", "encoding_plan", "document_counts",
-    "resampled_f1", "collate", "scores_table",
+    "resampled_f1", "collate", "scores_table", "choose_recipe",
 ]
 
 # =============================================================================================
@@ -216,7 +216,7 @@ def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sente
     """Read eng.train/testa/testb with the tags as written (no conversion).
 
     ``source``: a folder (files, then zips, in it or in its subfolders, the shallowest first) or a zip; None searches
-    $CONLL_DIR, else the usual places (``_search_places``). A missing split raises DataNotFoundError naming every
+    the usual places (``_search_places``). A missing split raises DataNotFoundError naming every
     place looked.
     """
     places, how = _search_places(source)
@@ -254,7 +254,7 @@ def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sente
 def load_conll2003(source: str | os.PathLike | None = None) -> dict[str, list[Sentence]]:
     """Load {"train", "testa", "testb"} with tags converted to IOB2 and checked against ``LABELS``.
 
-    ``source`` is a folder or the course's zip; None means $CONLL_DIR, else the usual places (``read_splits``).
+    ``source`` is a folder or the course's zip; None looks in the usual places (``read_splits``).
     """
     splits = read_splits(source)
     for sentences in splits.values():
@@ -597,7 +597,7 @@ def collate(features: Sequence[dict[str, Any]], pad_token_id: int = 0, pad_to_mu
             max_width: int | None = None, pin: bool = False) -> dict[str, Any]:
     """Pad features to their longest member, rounded up to ``pad_to_multiple_of`` (a few shapes for compiled
     kernels) but never past ``max_width``: input_ids, attention_mask, labels, word_index, shape_ids.
-    ``pin=True`` puts the tensors in pinned memory, for non-blocking copies to a GPU."""
+    ``pin=True`` makes the copy to a GPU faster."""
     import torch
 
     longest = max(len(f["input_ids"]) for f in features)
@@ -1117,7 +1117,7 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
     """(model, tokenizer): a token-classification model with ``labels`` and its fast tokenizer.
 
     ``name_or_path``: a local folder, a hub name, or an offline checkpoint by name ("all-MiniLM-L6-v2",
-    "all-mpnet-base-v2"); None means bert-base-cased, unless $NER_MODEL names another. If it cannot be loaded and
+    "all-mpnet-base-v2"); None means bert-base-cased (or the model the README's settings name). If it cannot be loaded and
     ``fallback`` is on, the best offline checkpoint installed is used and one line says what was asked, what went
     wrong and what is used instead; otherwise a ModelLoadError says the same. An offline checkpoint asked for by name
     is never replaced. ``trained=True`` (scoring, prediction) accepts only a checkpoint that already classifies tokens.
@@ -1513,7 +1513,7 @@ def _autocast(device: Any, precision: str) -> Any:
 
 
 def build_optimizer(model: Any, lr: float, weight_decay: float) -> Any:
-    """torch.optim.AdamW with no weight decay on biases and LayerNorm weights (fused where torch has it)."""
+    """torch.optim.AdamW with no weight decay on biases and LayerNorm weights."""
     import torch
 
     decay, no_decay = [], []
@@ -1521,7 +1521,7 @@ def build_optimizer(model: Any, lr: float, weight_decay: float) -> Any:
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    try:  # the fused kernel does the whole update in one pass (CPU and CUDA, torch >= 2.4)
+    try:  # torch >= 2.4 updates all the weights in one pass
         return torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(groups, lr=lr)
@@ -1744,7 +1744,7 @@ def prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> Run:
     model.config.ner_context, model.config.ner_decode = config.context, config.decode
     labels = model_labels(model)  # the checkpoint's own order
     label2id = {label: i for i, label in enumerate(labels)}
-    train_sents, testa, testb = _capped(splits, config)  # all of each split, unless a short check caps them
+    train_sents, testa, testb = _capped(splits, config)  # all of each split (a quick run may cap them)
     width = max_pieces(tokenizer, model)
     plain = encode(tokenizer, train_sents, label2id, width)
     with_context = encode(tokenizer, train_sents, label2id, width, config.context) if config.context else plain
@@ -1787,8 +1787,8 @@ def _run_identity(config: TrainConfig, labels: list[str], resolved_name: str, mu
 
 
 def epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
-    """This process's share of the epoch's shuffled, length-grouped batches; with document context, each sentence
-    keeps its context with probability 1 - context_dropout."""
+    """The epoch's shuffled, length-grouped batches (on several GPUs, this GPU's share); with document context, each
+    sentence keeps its context with probability 1 - context_dropout."""
     import torch
 
     config = run.config
@@ -1829,7 +1829,7 @@ def train_step(run: Run, inputs: dict[str, Any]) -> "torch.Tensor":
 
 
 def train_epoch(run: Run, epoch: int, history: dict) -> None:
-    """One pass over this process's batches; the losses are read every LOG_EVERY steps and at the end."""
+    """One pass over the epoch's batches, with a progress bar showing the mean loss of the last LOG_EVERY steps."""
     import torch
     from tqdm import tqdm
 
@@ -1869,7 +1869,7 @@ def evaluate_epoch(run: Run, epoch: int, history: dict, best: dict) -> None:
 
 
 def checkpoint_epoch(run: Run, epoch: int, history: dict, best: dict) -> None:
-    """checkpoint-last/ after this epoch (the main process writes, every process waits)."""
+    """Save the run after this epoch (checkpoint-last/), so that it can go on from there."""
     if run.acc.is_main_process:
         _save_checkpoint(run.ckpt, run.unwrapped, run.optimizer, run.scheduler,
                          {"epoch": epoch + 1, "history": history, "identity": run.identity},
@@ -2552,12 +2552,11 @@ def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
     """Where published F1s (%) lie against this run's 95% interval, and what that allows one to say."""
     inside, many = [f for f in figures if _inside(interval, f)], len(figures) > 1
     if len(inside) == len(figures):
-        return ("all inside this run's 95% interval: without the published predictions, the signs of this run's "
-                "differences are not established" if many else "inside this run's 95% interval: without the published "
-                "predictions, the sign of this run's difference is not established")
+        return ("all inside this run's 95% interval, so no sign is established without their predictions" if many else
+                "inside this run's 95% interval, so the sign is not established without its predictions")
     if not inside:
-        return ("all outside this run's 95% interval: differences this test set measures" if many else
-                "outside this run's 95% interval: a difference this test set measures")
+        return ("all outside this run's 95% interval: gaps this test set measures" if many else
+                "outside this run's 95% interval: a gap this test set measures")
     outside = [f for f in figures if f not in inside]
     return (f"{', '.join(f'{f:.2f}' for f in inside)} inside this run's 95% interval; "
             f"{', '.join(f'{f:.2f}' for f in outside)} outside, "
@@ -2591,10 +2590,10 @@ def _landmarks() -> tuple[Published, list[Published], list[Published]]:
 
 
 def _differences(figures: Sequence[float], tb: float, m: float | None) -> str:
-    """"the recipe's mean minus each is -0.32 to +0.35 points, this run minus each +0.04 to +0.71"."""
+    """"against them, the recipe's mean is -0.32 to +0.35 points and this run +0.04 to +0.71"."""
     ours = _range([tb - f for f in figures])
-    return (f"the recipe's mean minus each is {_range([m - f for f in figures])} points, this run minus each {ours}"
-            if m is not None else f"this run minus each is {ours} points")
+    return (f"against them, the recipe's mean is {_range([m - f for f in figures])} points and this run {ours}"
+            if m is not None else f"against them, this run is {ours} points")
 
 
 def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> str:
@@ -2603,14 +2602,14 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, repro, top = _landmarks()
     m = round(mean["testb"], 2) if mean else None
-    runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**; this run scores "
-            if mean else "this run scores ")
+    runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**; this run scores {tb:.2f}"
+            if mean else f"this run scores **{tb:.2f}**")
     against_bert = (f"the recipe's mean is {_gap(m, bert.testb)}, this run {_gap(tb, bert.testb)}" if mean else
                     f"this run is {_gap(tb, bert.testb)}")
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
     names = ", ".join(row.system.split(",")[0] for row in top)
     return "\n".join([
-        f"**In short** (span F1 on eng.testb): {runs}**{tb:.2f}** (95% interval {_span(testb)}).",
+        f"**In short** (span F1 on eng.testb): {runs} (95% interval {_span(testb)}, from resampling the test set).",
         "",
         f"- **The BERT paper** (BERT-base {bert.testb:.2f}, {bert.how}, with document context): {against_bert}; "
         f"{bert.testb:.2f} lies {_verdict(testb, [bert.testb])}." + ("" if bert.testa is None else
@@ -2696,7 +2695,8 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
              + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m_b:.2f}** on "
                 "eng.testb." if mean else "."),
-             f"- **Against the state of the art** (section 9), on eng.testb: {'; '.join(stands)}.{on_testa}"]
+             f"- **Against the state of the art** (section 9), on eng.testb: {'; '.join(stands)}.{on_testa} The interval "
+             "resamples the test set; without a system's predictions no paired test can separate it from this run."]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     if diffs:
@@ -2920,11 +2920,12 @@ def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> 
     cfg = metrics["config"]
     short = (f", **a short check only** ({cfg['max_train_sentences']} training sentences, {cfg['epochs']} epoch(s))"
              if cfg.get("max_train_sentences") else "")
-    text = (f"**This rendering** fine-tuned **{metrics['model']}**{short}: span F1 **{100 * metrics['testa_f1']:.2f}** on "
-            f"eng.testa, the development set that chose the epoch, and **{100 * metrics['testb_f1']:.2f}** on the test "
-            "set eng.testb (sections 4-5).")
+    text = (f"**This rendering** fine-tuned **{metrics['model']}**{short}: span F1 {100 * metrics['testa_f1']:.2f} on "
+            f"eng.testa, the development set that chose the epoch, and {100 * metrics['testb_f1']:.2f} on the test set "
+            "eng.testb (sections 4-5).")
     if mean and not short:
-        text += f" The {mean['runs']} runs of its recipe {mean['precision']} average {mean['testb']:.2f} on eng.testb (section 6)."
+        text += (f" The {mean['runs']} runs of its recipe {mean['precision']} average **{mean['testb']:.2f}** on eng.testb "
+                 "(section 6).")
     if metrics.get("fallback"):
         text += (f"\n\n**The model.** The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be "
                  f"loaded where it ran (no model hub, no local copy), so the code fell back to {metrics['model']}: "

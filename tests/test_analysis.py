@@ -163,31 +163,30 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
     wide = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, mean).split("\n")
     assert wide[0] == ("**In short** (span F1 on eng.testb): the 3 runs of this recipe in 32-bit floats average "
-                       "**91.53**; this run scores **91.56** (95% interval 90.50-92.50).")
+                       "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set).")
     assert wide[2] == ("- **The BERT paper** (BERT-base 92.40, mean of 5 restarts, with document context): the recipe's "
                        "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below 92.40 (11% more "
-                       "errors); 92.40 lies inside this run's 95% interval: without the published predictions, the sign "
-                       "of this run's difference is not established. On eng.testa, the development set that chose the epoch, "
+                       "errors); 92.40 lies inside this run's 95% interval, so the sign is not established without its "
+                       "predictions. On eng.testa, the development set that chose the epoch, "
                        "this run is 0.70 points below 96.40 (19% more errors), outside that set's interval "
                        "(95.10-96.20).")
     assert wide[3] == ("- **4 independent reproductions of BERT-base**, none reporting document context (91.20-91.87): "
-                       "the recipe's mean minus each is -0.34 to +0.33 points, this run minus each -0.31 to +0.36; all "
-                       "inside this run's 95% interval: without the published predictions, the signs of this run's "
-                       "differences are not established.")
-    assert wide[4].endswith("the recipe's mean minus each is -3.07 to -2.56 points, this run minus each -3.04 to -2.53; "
-                            "all outside this run's 95% interval: differences this test set measures.")
+                       "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36; all "
+                       "inside this run's 95% interval, so no sign is established without their predictions.")
+    assert wide[4].endswith("against them, the recipe's mean is -3.07 to -2.56 points and this run -3.04 to -2.53; "
+                            "all outside this run's 95% interval: gaps this test set measures.")
     assert len(wide) == 5 and not any("level with" in line for line in wide)
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
-    assert "92.40 lies outside this run's 95% interval: a difference this test set measures" in narrow
+    assert "92.40 lies outside this run's 95% interval: a gap this test set measures" in narrow
     assert "; 91.37, 91.35, 91.87 inside this run's 95% interval; 91.20 outside, a difference this test set " \
            "measures." in narrow  # 91.20 is below 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
     assert top_inside.endswith("; 94.09 inside this run's 95% interval; 94.60, 94.30 outside, differences this test "
                                "set measures.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert above.endswith("this run minus each is -0.10 to +0.41 points; all inside this run's 95% interval: without "
-                          "the published predictions, the signs of this run's differences are not established.")
+    assert above.endswith("against them, this run is -0.10 to +0.41 points; all inside this run's 95% interval, so no "
+                          "sign is established without their predictions.")
 
 
 def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
@@ -236,7 +235,8 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "reproductions (91.20-91.87) within this run's 95% interval; below the top (94.09-94.60) by 2.56-3.07 "
         "(the recipe's mean) and 2.53-3.04 (this run), outside this run's 95% interval. On eng.testa, the development "
         "set that chose the epoch: below BERT-base (96.40) by 0.67 (the recipe's mean) and 0.68 (this run), outside "
-        "this run's eng.testa interval.",
+        "this run's eng.testa interval. The interval resamples the test set; without a system's predictions no paired "
+        "test can separate it from this run.",
         "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
         "and document context; section 9 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
@@ -405,11 +405,11 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
     metrics = _metrics() | {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True,
                             "asked": "bert-base-cased"}
     text = nu.run_summary(metrics)
-    assert text.startswith("**This rendering** fine-tuned **all-mpnet-base-v2**: span F1 **96.00** on eng.testa, the "
-                           "development set that chose the epoch, and **")
+    assert text.startswith("**This rendering** fine-tuned **all-mpnet-base-v2**: span F1 96.00 on eng.testa, the "
+                           "development set that chose the epoch, and 92.00 on the test set eng.testb")
     assert "average" not in text
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.554}
-    assert "(sections 4-5). The 3 runs of its recipe in 32-bit floats average 91.55 on eng.testb (section 6)." in \
+    assert "(sections 4-5). The 3 runs of its recipe in 32-bit floats average **91.55** on eng.testb (section 6)." in \
         nu.run_summary(metrics, mean)
     assert "`bert-base-cased`, which could not be loaded" in text and "108.9M parameters" in text and "not BERT" in text
     assert text.endswith("\n\n**For comparison** (section 9), on eng.testb: BERT-base 92.40 in the BERT paper (with document "

@@ -257,7 +257,7 @@ def test_the_code_on_the_page_is_the_live_module_and_the_replay_compares_it():
         assert outputs and "".join(outputs[0]["data"]["text/plain"]) == live, f"stale source shown: {shown[-1]}"
     assert {"parse_conll", "iob1_to_iob2", "align_labels", "add_word_shapes", "batch_order", "train_epoch", "train_step",
             "word_log_probs", "viterbi_decode", "get_spans", "span_scores"} <= set(shown)
-    appendix = {"load_conll2003", "read_splits", "load_model", "resolve_config", "encoding_plan", "encode", "collate",
+    appendix = {"load_conll2003", "read_splits", "load_model", "choose_recipe", "resolve_config", "encoding_plan", "encode", "collate",
                 "make_batches", "epoch_batches", "prepare_run", "checkpoint_epoch", "resume_run", "predict_split",
                 "finish_run", "predict_tags", "decode_tags", "precision_recall_f1", "document_counts", "resampled_f1",
                 "bootstrap_f1", "paired_bootstrap", "span_errors"}
