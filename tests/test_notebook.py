@@ -193,7 +193,10 @@ def test_outside_colab_nothing_is_installed_or_uploaded(content, tmp_path, monke
     ns, pip = run_setup(monkeypatch, tmp_path, colab=None)
     assert pip == [] and ns["RUNTIME"] == {"colab": False, "gpu": None, "smoke": False, "output_dir": Path("outputs/ner"),
                                            "resume": False}
-    assert "Change runtime type" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Change runtime type" not in out
+    cpu = "by default in bf16 mixed precision (this CPU has native bf16)" if nu.cpu_has_bf16() else "in 32-bit floats"
+    assert f"No GPU: training runs on the CPU, {cpu}." in out
     (content / "eng.train").unlink()
     with pytest.raises(nu.DataNotFoundError, match="eng.train not found"):
         run_setup(monkeypatch, tmp_path, colab=None)
@@ -285,3 +288,14 @@ def test_the_prose_stays_within_1800_words():
     words = sum(len(re.findall(r"\S+", "".join(cell["source"]))) for cell in notebook_cells()
                 if cell["cell_type"] == "markdown")
     assert 500 <= words <= 1800, words
+
+
+def test_the_module_defines_each_top_level_name_once():
+    """A second ``def`` of a name silently replaces the first (the notebook would show and run the later one)."""
+    import ast
+    import collections
+
+    tree = ast.parse((ROOT / "ner_utils.py").read_text())
+    names = collections.Counter(node.name for node in tree.body
+                                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+    assert [name for name, n in names.items() if n > 1] == []
