@@ -1112,12 +1112,21 @@ def _load_asked(asked: str, labels: Sequence[str], trained: bool) -> tuple[Any, 
         raise ModelLoadError(reason) from err
 
 
+def _asked_model(name_or_path: str | None) -> tuple[str, str]:
+    """(the checkpoint asked for, who asked): the argument, else $NER_MODEL, else bert-base-cased."""
+    if name_or_path is not None:
+        return str(name_or_path), "argument"
+    if os.environ.get("NER_MODEL"):
+        return os.environ["NER_MODEL"], "$NER_MODEL"
+    return DEFAULT_MODEL, "the default"
+
+
 def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, *, fallback: bool = True,
                trained: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer): a token-classification model with ``labels`` and its fast tokenizer.
 
     ``name_or_path``: a local folder, a hub name, or an offline checkpoint by name ("all-MiniLM-L6-v2",
-    "all-mpnet-base-v2"); None means bert-base-cased (or the model the README's settings name). If it cannot be loaded and
+    "all-mpnet-base-v2"); None means bert-base-cased. If it cannot be loaded and
     ``fallback`` is on, the best offline checkpoint installed is used and one line says what was asked, what went
     wrong and what is used instead; otherwise a ModelLoadError says the same. An offline checkpoint asked for by name
     is never replaced. ``trained=True`` (scoring, prediction) accepts only a checkpoint that already classifies tokens.
@@ -1128,8 +1137,7 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
 
     transformers.utils.logging.set_verbosity_error()  # no initialisation warnings or progress bars in the notebook
     transformers.utils.logging.disable_progress_bar()
-    asked = str(name_or_path) if name_or_path is not None else os.environ.get("NER_MODEL") or DEFAULT_MODEL
-    origin = "argument" if name_or_path is not None else "$NER_MODEL" if os.environ.get("NER_MODEL") else "the default"
+    asked, origin = _asked_model(name_or_path)
     reason = None
     try:
         model, tok, resolved = _load_asked(asked, labels, trained)
@@ -1744,7 +1752,7 @@ def prepare_run(config: TrainConfig, splits: dict[str, list[Sentence]]) -> Run:
     model.config.ner_context, model.config.ner_decode = config.context, config.decode
     labels = model_labels(model)  # the checkpoint's own order
     label2id = {label: i for i, label in enumerate(labels)}
-    train_sents, testa, testb = _capped(splits, config)  # all of each split (a quick run may cap them)
+    train_sents, testa, testb = _capped(splits, config)
     width = max_pieces(tokenizer, model)
     plain = encode(tokenizer, train_sents, label2id, width)
     with_context = encode(tokenizer, train_sents, label2id, width, config.context) if config.context else plain
@@ -1787,8 +1795,8 @@ def _run_identity(config: TrainConfig, labels: list[str], resolved_name: str, mu
 
 
 def epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
-    """The epoch's shuffled, length-grouped batches (on several GPUs, this GPU's share); with document context, each
-    sentence keeps its context with probability 1 - context_dropout."""
+    """The epoch's shuffled, length-grouped batches; with document context, each sentence keeps its context with
+    probability 1 - context_dropout."""
     import torch
 
     config = run.config
@@ -1877,13 +1885,17 @@ def checkpoint_epoch(run: Run, epoch: int, history: dict, best: dict) -> None:
     run.acc.wait_for_everyone()
 
 
+def _saved_checkpoint(ckpt: Path) -> Path:
+    """checkpoint-last/, or checkpoint-last.old/ when a save was interrupted between its two renames."""
+    old = ckpt.with_name(ckpt.name + ".old")
+    return old if not ckpt.exists() and old.exists() else ckpt
+
+
 def resume_run(run: Run, resume: bool | str, history: dict, best: dict) -> int:
     """Load checkpoint-last/ into the run when asked and when it belongs to it; the epoch to start from."""
-    ckpt = run.ckpt
     if not resume:
         return 0
-    if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
-        ckpt = ckpt.with_name(ckpt.name + ".old")  # interrupted between the two renames
+    ckpt = _saved_checkpoint(run.ckpt)
     if not ckpt.exists():
         run.acc.print(f"resume: no checkpoint at {ckpt}; starting from scratch")
         return 0
@@ -2558,12 +2570,12 @@ def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
         return ("all inside this run's 95% interval, so no sign is established without their predictions" if many else
                 "inside this run's 95% interval, so the sign of the gap is not established without its predictions")
     if not inside:
-        return ("all outside this run's 95% interval: gaps this test set measures" if many else
-                "outside this run's 95% interval: a gap this test set measures")
+        return ("all outside this run's 95% interval: gaps larger than this run's sampling noise on this test set"
+                if many else "outside this run's 95% interval: a gap larger than this run's sampling noise on this test set")
     outside = sorted(f for f in figures if f not in inside)
     return (f"{_and([f'{f:.2f}' for f in sorted(inside)])} {'lie' if len(inside) > 1 else 'lies'} inside this run's 95% "
             f"interval; {_and([f'{f:.2f}' for f in outside])} {'lie' if len(outside) > 1 else 'lies'} outside: "
-            + ("differences this test set measures" if len(outside) > 1 else "a difference this test set measures"))
+            + ("differences" if len(outside) > 1 else "a difference") + " larger than this run's sampling noise on this test set")
 
 
 def _span(interval: dict[str, float]) -> str:
@@ -2580,6 +2592,16 @@ def _range(values: Sequence[float]) -> str:
 def _range_of(figures: Sequence[float]) -> str:
     """"91.20-91.87": the lowest and highest published F1, or one figure."""
     return f"{min(figures):.2f}" if min(figures) == max(figures) else f"{min(figures):.2f}-{max(figures):.2f}"
+
+
+def _repro_range(rows: Sequence[Published]) -> str:
+    """"91.20 (mean of 10 runs) to 91.87 (how obtained not stated)": the lowest and highest reproduction, each with how
+    it was obtained."""
+    def one(row: Published) -> str:
+        how = row.how.split(";")[0]
+        return f"{row.testb:.2f} ({'how obtained not stated' if how == 'not stated' else how})"
+    low, high = min(rows, key=lambda row: row.testb), max(rows, key=lambda row: row.testb)
+    return one(low) if low is high else f"{one(low)} to {one(high)}"
 
 
 def _rows(group: str) -> list[Published]:
@@ -2687,7 +2709,7 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
     m_a, m_b = (round(mean["testa"], 2), round(mean["testb"], 2)) if mean else (None, None)
     repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
     stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})", m_b),
-              _standing(testb, repro_f1, f"the {len(repro)} independent reproductions ({_range_of(repro_f1)})", m_b),
+              _standing(testb, repro_f1, f"the {len(repro)} independent reproductions, from {_repro_range(repro)}", m_b),
               _standing(testb, top_f1, f"{_in_words(len(top))} of the top systems ({_range_of(top_f1)})", m_b)]
     if bert.testa is not None:
         stands.append("on eng.testa, the development set that chose the epoch: " + _standing(
@@ -2949,7 +2971,7 @@ def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> 
         return text
     bert, repro, top = _landmarks()
     return text + (f"\n\n**For comparison** (section 9), on eng.testb: BERT-base {bert.testb:.2f} in the BERT paper (with "
-                   f"document context), {_range_of([r.testb for r in repro])} in independent reproductions, "
+                   f"document context), independent reproductions from {_repro_range(repro)}, "
                    f"{max(r.testb for r in top):.2f} at the top.")
 
 

@@ -178,16 +178,16 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
                        "inside this run's 95% interval, so no sign is established without their predictions.")
     assert wide[4].startswith("- **Three of the top systems** (ACE, LUKE-large, FLERT; 94.09-94.60)")
     assert wide[4].endswith("against them, the recipe's mean is -3.07 to -2.56 points and this run -3.04 to -2.53; "
-                            "all outside this run's 95% interval: gaps this test set measures.")
+                            "all outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.")
     assert len(wide) == 5 and not any("level with" in line for line in wide)
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
-    assert "92.40 lies outside this run's 95% interval: a gap this test set measures" in narrow
-    assert "; 91.35, 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference this test " \
-           "set measures." in narrow  # 91.20 is below 91.30
+    assert "92.40 lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set" in narrow
+    assert "; 91.35, 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference larger than " \
+           "this run's sampling noise on this test set." in narrow  # 91.20 is below 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
     assert top_inside.endswith("; 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
-                               "this test set measures.")  # 94.30 is above 94.25
+                               "larger than this run's sampling noise on this test set.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
     assert above.endswith("against them, this run is -0.10 to +0.41 points; all inside this run's 95% interval, so no "
                           "sign is established without their predictions.")
@@ -238,21 +238,21 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "- **Against the state of the art** (section 9), on eng.testb unless said. The interval resamples the test "
         "set; without a system's predictions no paired test can separate it from this run.",
         "  - Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
-        "outside this run's 95% interval: a gap this test set measures.",
-        "  - Against the 4 independent reproductions (91.20-91.87), the recipe's mean is -0.34 to +0.33 points and this "
+        "outside this run's 95% interval: a gap larger than this run's sampling noise on this test set.",
+        "  - Against the 4 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and this "
         "run -0.31 to +0.36; all inside this run's 95% interval, so no sign is established without their predictions.",
         "  - Below three of the top systems (94.09-94.60) by 2.56-3.07 (the recipe's mean) and 2.53-3.04 (this run); all "
-        "outside this run's 95% interval: gaps this test set measures.",
+        "outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.",
         "  - On eng.testa, the development set that chose the epoch: below BERT-base (96.40) by 0.67 (the recipe's mean) "
-        "and 0.68 (this run); 96.40 lies outside this run's eng.testa interval: a gap eng.testa measures.",
+        "and 0.68 (this run); 96.40 lies outside this run's eng.testa interval: a gap larger than this run's sampling noise on eng.testa.",
         "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
         "and document context; section 9 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
     assert "(the recipe's mean)" not in nu.conclusion(metrics, testa, testb)
-    assert ("Against the 4 independent reproductions (91.20-91.87), the recipe's mean is -0.34 to +0.33 points and "
+    assert ("Against the 4 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and "
             "this run -0.31 to +0.36; 91.35, 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference "
-            "this test set measures." in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
+            "larger than this run's sampling noise on this test set." in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
     assert "(all-mpnet-base-v2 reaches" not in nu.conclusion({"model": nu.BASE_MODEL}, testa, testb)
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
     assert "set-up:** document context;" in nu.conclusion(bert, testa, testb)
@@ -261,13 +261,13 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
     assert ("Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
             "inside this run's 95% interval, so the sign of the gap is not established without its predictions.") in nu.conclusion(
         metrics, testa, wide, mean)
-    assert "Above the 4 independent reproductions (91.20-91.87) by 0.04-0.71 (this run); all inside" in nu.conclusion(
+    assert "Above the 4 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated) by 0.04-0.71 (this run); all inside" in nu.conclusion(
         metrics, testa, wide | {"f1": 0.9191})
     assert "Above BERT-base in the BERT paper (92.40) by 2.60 (this run); 92.40 lies outside" in nu.conclusion(
         metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
     straddle = {"f1": 0.9250, "low": 0.9245, "high": 0.9255}  # this run above 92.40, the mean below: signed gaps
     assert ("Against BERT-base in the BERT paper (92.40), the recipe's mean is -0.87 points and this run +0.10; 92.40 "
-            "lies outside this run's 95% interval: a gap this test set measures.") in nu.conclusion(
+            "lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set.") in nu.conclusion(
         metrics, testa, straddle, mean)
 
 
@@ -430,7 +430,8 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
         nu.run_summary(metrics, mean)
     assert "`bert-base-cased`, which could not be loaded" in text and "108.9M parameters" in text and "not BERT" in text
     assert text.endswith("\n\n**For comparison** (section 9), on eng.testb: BERT-base 92.40 in the BERT paper (with document "
-                         "context), 91.20-91.87 in independent reproductions, 94.60 at the top.")
+                         "context), independent reproductions from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), "
+                         "94.60 at the top.")
     own = nu.run_summary(metrics | {"model": "bert-base-cased", "fallback": False})
     assert "fell back" not in own and "short check" not in own
     short = nu.run_summary(_metrics(max_train_sentences=300, epochs=1) | {"model": "m"})

@@ -691,3 +691,12 @@ def test_the_warmup_rounds_as_ratio_times_steps_per_epoch_times_epochs():
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1.0)  # warm-up over after 26 steps, not 27
+
+
+@pytest.mark.parametrize("main, old, expected", [(False, False, "checkpoint-last"), (False, True, "checkpoint-last.old"),
+                                                 (True, True, "checkpoint-last"), (True, False, "checkpoint-last")])
+def test_a_save_interrupted_between_its_two_renames_resumes_from_the_old_folder(tmp_path, main, old, expected):
+    for made, name in ((main, "checkpoint-last"), (old, "checkpoint-last.old")):
+        if made:
+            (tmp_path / name).mkdir()
+    assert nu._saved_checkpoint(tmp_path / "checkpoint-last") == tmp_path / expected
