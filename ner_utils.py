@@ -52,7 +52,8 @@ __all__ = [
     "group_findings", "read_metrics", "show_summary", "shape_embedding_hook", "word_shape", "seed_summary",
     "recipe_mean", "PRECISION_PHRASES", "sentence_with_split_word", "Run", "prepare_run", "predict_split", "finish_run",
     "precision_recall_f1", "epoch_batches", "resume_run", "checkpoint_epoch", "encoding_plan", "document_counts",
-    "resampled_f1", "collate", "scores_table", "choose_recipe",
+    "resampled_f1", "collate", "scores_table", "choose_recipe", "split_tag", "snapshot_weights", "prefetch",
+    "precision_phrase", "max_pieces",
 ]
 
 # =============================================================================================
@@ -244,11 +245,16 @@ def read_splits(source: str | os.PathLike | None = None) -> dict[str, list[Sente
                 _read_zip(zpath, raw)
     missing = [f for s, f in SPLIT_FILES.items() if s not in raw]
     if missing:
-        raise DataNotFoundError(
-            f"CoNLL-2003 file(s) {', '.join(missing)} not found; looked in ({how}): {'; '.join(looked)}. "
-            "Put the course's conll_2003_ner.zip beside the notebook (or unzip it into conll_2003_ner/), "
-            "or set CONLL_DIR to the folder or zip that holds the files.")
+        raise _data_not_found(missing, how, looked)
     return raw
+
+
+def _data_not_found(missing: Sequence[str], how: str, looked: Sequence[str]) -> DataNotFoundError:
+    """The error for CoNLL-2003 files not found: which, every place looked, and where to put them."""
+    return DataNotFoundError(
+        f"CoNLL-2003 file(s) {', '.join(missing)} not found; looked in ({how}): {'; '.join(looked)}. "
+        "Put the course's conll_2003_ner.zip beside the notebook (or unzip it into conll_2003_ner/), "
+        "or set CONLL_DIR to the folder or zip that holds the files.")
 
 
 def load_conll2003(source: str | os.PathLike | None = None) -> dict[str, list[Sentence]]:
@@ -259,7 +265,7 @@ def load_conll2003(source: str | os.PathLike | None = None) -> dict[str, list[Se
     splits = read_splits(source)
     for sentences in splits.values():
         for s in sentences:
-            bad = next((k for k, tag in enumerate(s.tags) if tag != "O" and _split_tag(tag)[1] not in ENTITY_TYPES), None)
+            bad = next((k for k, tag in enumerate(s.tags) if tag != "O" and split_tag(tag)[1] not in ENTITY_TYPES), None)
             if bad is not None:
                 raise ConllFormatError(f"{s.source}:{s.line + bad}: found tag {s.tags[bad]!r}; expected O or a tag of "
                                        f"the types {ENTITY_TYPES} (tags are never mapped silently)")
@@ -275,7 +281,7 @@ LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "
 ENTITY_TYPES = ["LOC", "MISC", "ORG", "PER"]
 
 
-def _split_tag(tag: str) -> tuple[str, str]:
+def split_tag(tag: str) -> tuple[str, str]:
     """('B', 'PER') for 'B-PER', ('O', '') for 'O' (conlleval's ``^([^-]*)-(.*)$``)."""
     prefix, dash, kind = tag.partition("-")
     return (prefix, kind) if dash else (tag, "")
@@ -308,7 +314,7 @@ def get_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     spans: list[tuple[str, int, int]] = []
     prev, prev_kind, start = "O", "", -1
     for i, tag_str in enumerate([*tags, "O"]):
-        tag, kind = _split_tag(tag_str)
+        tag, kind = split_tag(tag_str)
         if start >= 0 and chunk_ends(prev, tag, prev_kind, kind):
             spans.append((prev_kind, start, i))
             start = -1
@@ -1126,7 +1132,7 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
     """(model, tokenizer): a token-classification model with ``labels`` and its fast tokenizer.
 
     ``name_or_path``: a local folder, a hub name, or an offline checkpoint by name ("all-MiniLM-L6-v2",
-    "all-mpnet-base-v2"); None means bert-base-cased. If it cannot be loaded and
+    "all-mpnet-base-v2"); None means the default, bert-base-cased (``_asked_model``). If it cannot be loaded and
     ``fallback`` is on, the best offline checkpoint installed is used and one line says what was asked, what went
     wrong and what is used instead; otherwise a ModelLoadError says the same. An offline checkpoint asked for by name
     is never replaced. ``trained=True`` (scoring, prediction) accepts only a checkpoint that already classifies tokens.
@@ -1344,7 +1350,7 @@ class Recipe:
 
 # One recipe per kind of checkpoint; TrainConfig fields left as None take these values (``choose_recipe``).
 RECIPES = {
-    "embedded": Recipe("embedded all-MiniLM-L6-v2", "chosen on eng.testa in the measurements of the ablation table",
+    "embedded": Recipe("all-MiniLM-L6-v2 (small, uncased)", "chosen on eng.testa in the measurements of the ablation table",
                        lr=1e-4, batch_size=32, epochs=6, word_shapes="on", decode="viterbi", context=0),
     "base": Recipe("all-mpnet-base-v2 (base-sized, uncased)",
                    "the small model's final recipe (chosen on eng.testa, ablation table) with 4 epochs instead of 6, "
@@ -1658,7 +1664,7 @@ def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
     return loaded | {"state": state}
 
 
-def _snapshot(model: Any) -> dict[str, Any]:
+def snapshot_weights(model: Any) -> dict[str, Any]:
     """A CPU copy of the model's weights."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
@@ -1795,8 +1801,8 @@ def _run_identity(config: TrainConfig, labels: list[str], resolved_name: str, mu
 
 
 def epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
-    """The epoch's shuffled, length-grouped batches; with document context, each sentence keeps its context with
-    probability 1 - context_dropout."""
+    """The epoch's shuffled, length-grouped batches (this process's share, on several GPUs); with document context,
+    each sentence keeps its context with probability 1 - context_dropout."""
     import torch
 
     config = run.config
@@ -1808,7 +1814,7 @@ def epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
     return shard_batches(batches, run.acc.process_index, run.acc.num_processes)
 
 
-def _prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
+def prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
     """(batch, its inputs on ``device``) pairs; the next batch's copy is queued (pinned, non-blocking) before this
     one is handed out, so on a GPU the host never waits for a copy."""
     pending = None
@@ -1846,7 +1852,7 @@ def train_epoch(run: Run, epoch: int, history: dict) -> None:
     bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{run.config.epochs}", mininterval=2.0, ncols=100,
                dynamic_ncols=False, file=sys.stdout, disable=not (run.config.progress and run.acc.is_main_process))
     start, losses = time.perf_counter(), []
-    for batch, inputs in _prefetch(batches, run.acc.device, run.shapes):
+    for batch, inputs in prefetch(batches, run.acc.device, run.shapes):
         losses.append(train_step(run, inputs))
         history["tokens"] += int(batch["attention_mask"].sum()) * run.acc.num_processes  # CPU copy: no wait
         bar.update()
@@ -1871,7 +1877,7 @@ def evaluate_epoch(run: Run, epoch: int, history: dict, best: dict) -> None:
     history["testa_f1"].append(f1)
     if f1 > history["best_f1"]:
         history["best_f1"], history["best_epoch"] = f1, epoch + 1
-        best["weights"], best["testa_pred"] = _snapshot(run.unwrapped), testa_pred
+        best["weights"], best["testa_pred"] = snapshot_weights(run.unwrapped), testa_pred
     run.acc.print(f"epoch {epoch + 1}: eng.testa span F1 {100 * f1:.2f} (best {100 * history['best_f1']:.2f}, "
                   f"epoch {history['best_epoch']})")
 
@@ -1913,7 +1919,7 @@ def resume_run(run: Run, resume: bool | str, history: dict, best: dict) -> int:
         run.acc.scaler.load_state_dict(loaded["scaler"])
     _set_rng_state(loaded["rng"])
     history.update(loaded["state"]["history"])
-    best["weights"] = loaded["best"] or _snapshot(run.unwrapped)
+    best["weights"] = loaded["best"] or snapshot_weights(run.unwrapped)
     run.acc.print(f"resuming from {ckpt} after epoch {loaded['state']['epoch']} of {run.config.epochs}")
     return loaded["state"]["epoch"]
 
@@ -2491,6 +2497,7 @@ class Published:
     trained_on: str
     source: str
     testa: float | None = None
+    span_f1: bool = True  # False: another measure (kept in the table, left out of the gaps)
 
 
 # The report's comparison, in the order it compares: the BERT paper, independent reproductions of bert-base-cased,
@@ -2506,7 +2513,7 @@ SOTA = [
               "not stated", "train", "GitHub kermitt2/delft issue 21"),
     Published("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
               "one run's support-weighted mean of the per-type F1; not micro F1", "not stated", "not stated",
-              "GitHub kamalkraj/BERT-NER, README"),
+              "GitHub kamalkraj/BERT-NER, README", span_f1=False),
     Published("bert-base-cased reproductions", "allanj (GitHub)", "bert-base-cased + CRF", 91.87, "not stated",
               "sentence", "not stated", "GitHub allanj/pytorch_neural_crf, docs/transformers_benchmark.md"),
     Published("the top", "Wang, X. et al. (2021)", "ACE, concatenated embeddings", 94.6, "as reported", "document",
@@ -2563,6 +2570,9 @@ def _inside(interval: dict[str, float], published: float) -> bool:
     return round(100 * interval["low"], 2) <= round(published, 2) <= round(100 * interval["high"], 2)
 
 
+BEYOND_NOISE = "larger than this run's sampling noise on this test set"  # conclusion() rewrites "this test set"
+
+
 def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
     """Where published F1s (%) lie against this run's 95% interval, and what that allows one to say."""
     inside, many = [f for f in figures if _inside(interval, f)], len(figures) > 1
@@ -2570,12 +2580,12 @@ def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
         return ("all inside this run's 95% interval, so no sign is established without their predictions" if many else
                 "inside this run's 95% interval, so the sign of the gap is not established without its predictions")
     if not inside:
-        return ("all outside this run's 95% interval: gaps larger than this run's sampling noise on this test set"
-                if many else "outside this run's 95% interval: a gap larger than this run's sampling noise on this test set")
+        return (f"all outside this run's 95% interval: gaps {BEYOND_NOISE}" if many else
+                f"outside this run's 95% interval: a gap {BEYOND_NOISE}")
     outside = sorted(f for f in figures if f not in inside)
     return (f"{_and([f'{f:.2f}' for f in sorted(inside)])} {'lie' if len(inside) > 1 else 'lies'} inside this run's 95% "
             f"interval; {_and([f'{f:.2f}' for f in outside])} {'lie' if len(outside) > 1 else 'lies'} outside: "
-            + ("differences" if len(outside) > 1 else "a difference") + " larger than this run's sampling noise on this test set")
+            + ("differences" if len(outside) > 1 else "a difference") + f" {BEYOND_NOISE}")
 
 
 def _span(interval: dict[str, float]) -> str:
@@ -2594,12 +2604,17 @@ def _range_of(figures: Sequence[float]) -> str:
     return f"{min(figures):.2f}" if min(figures) == max(figures) else f"{min(figures):.2f}-{max(figures):.2f}"
 
 
+def _how(row: Published) -> str:
+    """How a published figure was obtained, in a few words: "mean of 10 runs", "how obtained not stated"."""
+    how = row.how.split(";")[0]
+    return "how obtained not stated" if how == "not stated" else how
+
+
 def _repro_range(rows: Sequence[Published]) -> str:
     """"91.20 (mean of 10 runs) to 91.87 (how obtained not stated)": the lowest and highest reproduction, each with how
     it was obtained."""
     def one(row: Published) -> str:
-        how = row.how.split(";")[0]
-        return f"{row.testb:.2f} ({'how obtained not stated' if how == 'not stated' else how})"
+        return f"{row.testb:.2f} ({_how(row)})"
     low, high = min(rows, key=lambda row: row.testb), max(rows, key=lambda row: row.testb)
     return one(low) if low is high else f"{one(low)} to {one(high)}"
 
@@ -2610,8 +2625,9 @@ def _rows(group: str) -> list[Published]:
 
 
 def _landmarks() -> tuple[Published, list[Published], list[Published]]:
-    """The report's comparison points: BERT-base in the BERT paper, the independent reproductions, the top."""
-    return _rows("the BERT paper")[0], _rows("bert-base-cased reproductions"), _rows("the top")
+    """The report's comparison points: BERT-base in the BERT paper, the independent reproductions that report a span
+    F1, the top."""
+    return _rows("the BERT paper")[0], [r for r in _rows("bert-base-cased reproductions") if r.span_f1], _rows("the top")
 
 
 def _differences(figures: Sequence[float], tb: float, m: float | None, them: str = "them") -> str:
@@ -2632,7 +2648,10 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     against_bert = (f"the recipe's mean is {_gap(m, bert.testb)}, this run {_gap(tb, bert.testb)}" if mean else
                     f"this run is {_gap(tb, bert.testb)}")
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
-    obtained = "; ".join(f"{row.testb:.2f}, {row.how.split(';')[0]}" for row in repro)  # how each figure was obtained
+    obtained = "; ".join(f"{row.testb:.2f}, {_how(row)}" for row in repro)
+    other = [row for row in _rows("bert-base-cased reproductions") if not row.span_f1]
+    left_out = "".join(f" {row.work.split(' (')[0]}'s {row.testb:.2f}, {_how(row).split(';')[0]}, is not a span F1 and "
+                       "is left out." for row in other)
     names = ", ".join(row.system.split(",")[0] for row in top)
     return "\n".join([
         f"**In short** (span F1 on eng.testb): {runs} (95% interval {_span(testb)}, from resampling the test set).",
@@ -2642,7 +2661,7 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
         f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, "
         f"{'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval ({_span(testa)})."),
         f"- **{len(repro)} independent reproductions of BERT-base** ({obtained}), none reporting document context: "
-        f"{_differences(figures, tb, m)}; {_verdict(testb, figures)}.",
+        f"{_differences(figures, tb, m)}; {_verdict(testb, figures)}.{left_out}",
         f"- **{_in_words(len(top)).capitalize()} of the top systems** ({names}; {_range_of(tops)}), all with document "
         f"context, two of them 4-5 times BERT-base's size: {_differences(tops, tb, m)}; {_verdict(testb, tops)}.",
     ])
@@ -2656,7 +2675,7 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
 
     lines = [(row, row.testa, testa) for row in _rows("the BERT paper") if row.testa is not None]
     lines += [(row, row.testb, testb) for group in ("the BERT paper", "bert-base-cased reproductions", "the top")
-              for row in _rows(group)]
+              for row in _rows(group) if row.span_f1]
     records = []
     for row, published, interval in lines:
         ours, on_testb = round(100 * interval["f1"], 2), interval is testb
@@ -2694,7 +2713,7 @@ def _standing(interval: dict[str, float], figures: Sequence[float], what: str, m
     if not side:
         return f"{_differences(figures, ours['this run'], mean, what)}; {where}"
     by = " and ".join(f"{_range_of([abs(value - f) for f in figures])} ({who})" for who, value in ours.items())
-    return f"{side} {what} by {by}; {where}"
+    return f"{side} {what}{',' if ', ' in what else ''} by {by}; {where}"
 
 
 def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
@@ -2719,13 +2738,13 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
              + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m_b:.2f}** on "
                 "eng.testb." if mean else "."),
-             "- **Against the state of the art** (section 9), on eng.testb unless said. The interval resamples the test "
+             "- **Against the state of the art** (section 10), on eng.testb unless said. The interval resamples the test "
              "set; without a system's predictions no paired test can separate it from this run.",
              *[f"  - {stand[0].upper()}{stand[1:]}." for stand in stands]]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     if diffs:
-        lines.append(f"- **What separates this run from BERT-base's set-up:** {' and '.join(diffs)}; section 9 says "
+        lines.append(f"- **What separates this run from BERT-base's set-up:** {' and '.join(diffs)}; section 10 says "
                      "what is measured of each.")
     return "\n".join(lines)
 
@@ -2792,7 +2811,8 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
 
     import pandas as pd
 
-    def cell(values: list[float]) -> str:
+    def cell(values: list[float]) -> str:  # of the F1s as printed (2 decimals), as seed_summary averages them
+        values = [round(v, 2) for v in values]
         return f"{statistics.mean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
     out = {}
@@ -2827,7 +2847,7 @@ def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathL
         " (not run)" if against[label] in against and against[label] not in shown else "")
         for i, label in enumerate(shown)])
     table.insert(1, "also changed", [also[label] for label in table.index])
-    return table.rename_axis("change")
+    return table.rename_axis(None)  # the changes label themselves: no header row of their own
 
 
 # Stored eng.testb predictions that this run is compared with, pairwise: (what they are, row of benchmarks/accuracy.py).
@@ -2885,6 +2905,12 @@ def seed_table(metrics: dict[str, Any], folder: str | os.PathLike | None = None)
 
 PRECISION_PHRASES = {"none (32-bit floats)": "in 32-bit floats", "bf16": "in bf16 mixed precision",
                      "fp16": "in fp16 mixed precision"}
+
+
+def precision_phrase(precision: str) -> str:
+    """"in 32-bit floats", "in bf16 mixed precision": a run's mixed precision ("no", "bf16", "fp16") in words."""
+    words = PRECISION_WORDS.get(precision, precision)
+    return PRECISION_PHRASES.get(words, f"in {words}")
 
 
 def _precision_groups(seeds: "pd.DataFrame") -> list[tuple[str, "pd.DataFrame"]]:
@@ -2970,8 +2996,8 @@ def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> 
     if short:
         return text
     bert, repro, top = _landmarks()
-    return text + (f"\n\n**For comparison** (section 9), on eng.testb: BERT-base {bert.testb:.2f} in the BERT paper (with "
-                   f"document context), independent reproductions from {_repro_range(repro)}, "
+    return text + (f"\n\n**For comparison** (section 10), on eng.testb: {bert.testb:.2f} for BERT-base in the BERT paper "
+                   f"(with document context), {_repro_range(repro)} for independent reproductions, and "
                    f"{max(r.testb for r in top):.2f} at the top.")
 
 
@@ -3040,7 +3066,7 @@ def environment_info() -> dict[str, str]:
         cpu = platform.processor() or "?"
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU: {cpu}, {os.cpu_count()} cores",
-            "mixed precision": resolve_precision("auto")}
+            "mixed precision": PRECISION_WORDS.get(resolve_precision("auto"), resolve_precision("auto"))}
 
 
 # =============================================================================================

@@ -171,11 +171,12 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
                        "its predictions. On eng.testa, the development set that chose the epoch, "
                        "this run is 0.70 points below 96.40 (19% more errors), outside that set's interval "
                        "(95.10-96.20).")
-    assert wide[3] == ("- **4 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.35, "
-                       "one run's support-weighted mean of the per-type F1; 91.87, not stated), none reporting document "
-                       "context: "
+    assert wide[3] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
+                       "how obtained not stated), none reporting document context: "
                        "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36; all "
-                       "inside this run's 95% interval, so no sign is established without their predictions.")
+                       "inside this run's 95% interval, so no sign is established without their predictions. "
+                       "kamalkraj's 91.35, one run's support-weighted mean of the per-type F1, is not a span F1 and is "
+                       "left out.")
     assert wide[4].startswith("- **Three of the top systems** (ACE, LUKE-large, FLERT; 94.09-94.60)")
     assert wide[4].endswith("against them, the recipe's mean is -3.07 to -2.56 points and this run -3.04 to -2.53; "
                             "all outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.")
@@ -183,7 +184,7 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
     assert "92.40 lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set" in narrow
-    assert "; 91.35, 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference larger than " \
+    assert "; 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference larger than " \
            "this run's sampling noise on this test set." in narrow  # 91.20 is below 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
     assert top_inside.endswith("; 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
@@ -198,7 +199,8 @@ def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
     gaps = nu.sota_gaps(testa, testb, mean)
     assert len(gaps) == 2 + sum(row.group in ("the BERT paper", "bert-base-cased reproductions", "the top")
-                                for row in nu.SOTA)
+                                and row.span_f1 for row in nu.SOTA)
+    assert "kamalkraj (2019)" not in set(gaps["work"])  # a support-weighted average, not a span F1
     dev = gaps[gaps["set"] == "eng.testa"].iloc[0]
     assert dev.name == "BERT-base, 110M" and dev["published F1"] == 96.4 and dev["this run minus it"] == "-0.70"
     assert dev["inside this run's 95% interval"] == "no" and dev["mean of the 3 runs minus it"] == "-0.67"
@@ -235,23 +237,23 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "- **Result.** all-mpnet-base-v2 (108.9M parameters, an offline stand-in for bert-base-cased) reaches **95.72** "
         "span F1 on eng.testa and **91.56** on eng.testb; the 3 runs of its recipe in 32-bit floats average **91.53** on "
         "eng.testb.",
-        "- **Against the state of the art** (section 9), on eng.testb unless said. The interval resamples the test "
+        "- **Against the state of the art** (section 10), on eng.testb unless said. The interval resamples the test "
         "set; without a system's predictions no paired test can separate it from this run.",
         "  - Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
         "outside this run's 95% interval: a gap larger than this run's sampling noise on this test set.",
-        "  - Against the 4 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and this "
+        "  - Against the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and this "
         "run -0.31 to +0.36; all inside this run's 95% interval, so no sign is established without their predictions.",
         "  - Below three of the top systems (94.09-94.60) by 2.56-3.07 (the recipe's mean) and 2.53-3.04 (this run); all "
         "outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.",
         "  - On eng.testa, the development set that chose the epoch: below BERT-base (96.40) by 0.67 (the recipe's mean) "
         "and 0.68 (this run); 96.40 lies outside this run's eng.testa interval: a gap larger than this run's sampling noise on eng.testa.",
         "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
-        "and document context; section 9 says what is measured of each."]
+        "and document context; section 10 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
     assert "(the recipe's mean)" not in nu.conclusion(metrics, testa, testb)
-    assert ("Against the 4 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and "
-            "this run -0.31 to +0.36; 91.35, 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference "
+    assert ("Against the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and "
+            "this run -0.31 to +0.36; 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference "
             "larger than this run's sampling noise on this test set." in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
     assert "(all-mpnet-base-v2 reaches" not in nu.conclusion({"model": nu.BASE_MODEL}, testa, testb)
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
@@ -261,7 +263,7 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
     assert ("Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
             "inside this run's 95% interval, so the sign of the gap is not established without its predictions.") in nu.conclusion(
         metrics, testa, wide, mean)
-    assert "Above the 4 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated) by 0.04-0.71 (this run); all inside" in nu.conclusion(
+    assert "Above the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), by 0.04-0.71 (this run); all inside" in nu.conclusion(
         metrics, testa, wide | {"f1": 0.9191})
     assert "Above BERT-base in the BERT paper (92.40) by 2.60 (this run); 92.40 lies outside" in nu.conclusion(
         metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
@@ -375,6 +377,18 @@ def test_results_table_counts_this_run_as_a_seed_only_at_the_rows_precision(tmp_
     assert single.loc["one", "eng.testb F1"] == "91.00"  # one seed is shown as itself, no ± and no range
 
 
+def test_results_table_averages_the_f1s_as_the_seed_table_prints_them(tmp_path):
+    _write_rows(tmp_path, "r", {0: (0.95, 0.915449), 1: (0.95, 0.915449), 2: (0.95, 0.916749)})  # 91.54, 91.54, 91.67
+    table = nu.results_table([("model", "r", "")], tmp_path)
+    assert table.loc["model", "eng.testb F1"] == "91.58 ± 0.08"  # unrounded, the mean would print 91.59
+
+
+def test_precision_phrase_says_the_mixed_precision_in_words():
+    assert nu.precision_phrase("no") == "in 32-bit floats"
+    assert nu.precision_phrase("bf16") == "in bf16 mixed precision" and nu.precision_phrase("fp16") == "in fp16 mixed precision"
+    assert nu.precision_phrase("fp8") == "in fp8"
+
+
 def _metrics(recipe="base", precision="bf16", seed=42, **config):
     fields = {name: getattr(nu.RECIPES[recipe], name) for name in nu.RECIPE_FIELDS}
     return {"recipe": recipe, "precision": precision, "testa_f1": 0.96, "testb_f1": 0.92, "train_seconds": 60,
@@ -393,7 +407,7 @@ def test_ablation_and_seed_tables_place_this_run_by_recipe_and_precision(tmp_pat
     table = nu.ablation_table(_metrics(), tmp_path)
     bf16 = nu.ABLATION[8][0]
     assert table.loc[bf16, "seeds"] == 1 and table.loc[bf16, "eng.testb F1"] == "92.00"
-    assert table.index.name == "change" and list(table.columns[:2]) == ["compared with", "also changed"]
+    assert table.index.name is None and list(table.columns[:2]) == ["compared with", "also changed"]
     assert table.loc[nu.ABLATION[7][0], "also changed"] == nu.ABLATION[7][1]
     assert table.loc[bf16, "compared with"] == "the line above"
     assert table.loc[nu.ABLATION[7][0], "compared with"] == f"{nu.ABLATION[4][0]} (not run)"  # no MiniLM rows here
@@ -429,9 +443,9 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
     assert "(sections 4-5). The 3 runs of its recipe in 32-bit floats average **91.55** on eng.testb (section 6)." in \
         nu.run_summary(metrics, mean)
     assert "`bert-base-cased`, which could not be loaded" in text and "108.9M parameters" in text and "not BERT" in text
-    assert text.endswith("\n\n**For comparison** (section 9), on eng.testb: BERT-base 92.40 in the BERT paper (with document "
-                         "context), independent reproductions from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), "
-                         "94.60 at the top.")
+    assert text.endswith("\n\n**For comparison** (section 10), on eng.testb: 92.40 for BERT-base in the BERT paper (with "
+                         "document context), 91.20 (mean of 10 runs) to 91.87 (how obtained not stated) for independent "
+                         "reproductions, and 94.60 at the top.")
     own = nu.run_summary(metrics | {"model": "bert-base-cased", "fallback": False})
     assert "fell back" not in own and "short check" not in own
     short = nu.run_summary(_metrics(max_train_sentences=300, epochs=1) | {"model": "m"})

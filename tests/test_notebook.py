@@ -44,8 +44,7 @@ def test_the_first_code_cells_are_a_short_bootstrap_that_needs_nothing_but_pytho
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported - set(sys.stdlib_module_names) == {"google", "ner_utils"}
     assert len(find.splitlines()) <= 15 and find.rstrip().endswith("import ner_utils as nu")
-    assert runtime.strip() == ("RUNTIME = nu.prepare_runtime()  # the data (a file picker if missing), the GPU, the "
-                               "output folder")
+    assert runtime.strip() == "RUNTIME = nu.prepare_runtime()  # the data, the device, the output folder"
 
 
 def test_nbval_markers_are_cell_tags_not_comment_lines():
@@ -270,7 +269,8 @@ def test_the_code_on_the_page_is_the_live_module_and_the_replay_compares_it():
     appendix = {"load_conll2003", "read_splits", "load_model", "choose_recipe", "resolve_config", "encoding_plan", "encode", "collate",
                 "make_batches", "epoch_batches", "prepare_run", "checkpoint_epoch", "resume_run", "predict_split",
                 "finish_run", "predict_tags", "decode_tags", "precision_recall_f1", "document_counts", "resampled_f1",
-                "bootstrap_f1", "paired_bootstrap", "span_errors"}
+                "bootstrap_f1", "paired_bootstrap", "span_errors", "split_tag", "max_pieces", "prefetch", "model_inputs",
+                "snapshot_weights"}
     assert appendix <= set(shown)  # the rest of the path from files to scores, after the references
     lines = sum(len(__import__("inspect").getsource(getattr(nu, name)).splitlines()) for name in shown
                 if name not in appendix)
