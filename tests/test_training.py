@@ -243,7 +243,7 @@ def test_best_epoch_weights_are_restored(tmp_path, tiny_model_dir, monkeypatch):
     saved = {}
 
     def spy(folder, model, optimizer, scheduler, state, *rest):
-        saved[state["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+        saved[state["epoch"]] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}  # as saved
         if state["epoch"] == 3:
             fake.per_epoch = False
         return real_ckpt(folder, model, optimizer, scheduler, state, *rest)
@@ -307,7 +307,7 @@ def test_corrupt_or_mismatched_checkpoint_is_a_clear_error(tmp_path, tiny_model_
     build_tiny_model(other)
     with pytest.raises(nu.CheckpointError, match="belongs to another run.*model"):
         nu.train(_config(other, tmp_path / "r", epochs=1), synthetic_splits(), resume=True)
-    for change in ({"decode": "argmax"}, {"max_eval_sentences": 10}, {"pad_to_multiple_of": 16}):
+    for change in ({"decode": "argmax"}, {"max_eval_sentences": 10}, {"pad_to_multiple_of": 4}):  # 1 on CPU, 16 on GPU
         with pytest.raises(nu.CheckpointError, match=f"belongs to another run.*{next(iter(change))}"):
             nu.train(_config(tiny_model_dir, tmp_path / "r", epochs=1, **change), synthetic_splits(), resume=True)
     with pytest.raises(nu.CheckpointError, match="belongs to another run.*data: checkpoint"):
