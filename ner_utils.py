@@ -40,7 +40,7 @@ __all__ = [
     "build_optimizer", "confusion_pairs", "decode_tags", "embedded_model_path", "base_model_path",
     "entities_html", "environment_info", "error_examples_html", "iob_example", "model_inputs", "model_labels",
     "plot_confusion", "plot_f1_by_type", "plot_training", "prepare_runtime", "resolve_config", "resolve_precision",
-    "result_files", "results_table", "sentence_table", "sota_table", "span_errors", "summary_table", "tokenize_text",
+    "result_files", "results_table", "mean_f1", "sentence_table", "sota_table", "span_errors", "summary_table", "tokenize_text",
     "type_confusion", "word_log_probs",
     # the report's code, uncertainty and analysis
     "ABLATION", "CONLLPP_PUBLISHED", "OFFLINE_MODELS", "PAIRED", "PRECISION_WORDS", "RECIPE_ROWS", "ablation_table",
@@ -1801,8 +1801,8 @@ def _run_identity(config: TrainConfig, labels: list[str], resolved_name: str, mu
 
 
 def epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
-    """The epoch's shuffled, length-grouped batches (this process's share, on several GPUs); with document context,
-    each sentence keeps its context with probability 1 - context_dropout."""
+    """The epoch's shuffled, length-grouped batches; with document context, each sentence keeps its context with
+    probability 1 - context_dropout."""
     import torch
 
     config = run.config
@@ -1815,8 +1815,7 @@ def epoch_batches(run: Run, epoch: int) -> list[dict[str, Any]]:
 
 
 def prefetch(batches: Sequence[dict[str, Any]], device: Any, shapes: bool):
-    """(batch, its inputs on ``device``) pairs; the next batch's copy is queued (pinned, non-blocking) before this
-    one is handed out, so on a GPU the host never waits for a copy."""
+    """(batch, its inputs on ``device``) pairs, each batch's copy to the device started one batch ahead."""
     pending = None
     for batch in batches:
         inputs = model_inputs(batch, device, shapes, non_blocking=True)
@@ -2577,8 +2576,9 @@ def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
     """Where published F1s (%) lie against this run's 95% interval, and what that allows one to say."""
     inside, many = [f for f in figures if _inside(interval, f)], len(figures) > 1
     if len(inside) == len(figures):
-        return ("all inside this run's 95% interval, so no sign is established without their predictions" if many else
-                "inside this run's 95% interval, so the sign of the gap is not established without its predictions")
+        return ("all inside this run's 95% interval, so none is shown to hold beyond this test set (a paired test needs "
+                "their predictions)" if many else "inside this run's 95% interval, so the gap is not shown to hold beyond "
+                "this test set (a paired test needs its predictions)")
     if not inside:
         return (f"all outside this run's 95% interval: gaps {BEYOND_NOISE}" if many else
                 f"outside this run's 95% interval: a gap {BEYOND_NOISE}")
@@ -2630,6 +2630,25 @@ def _landmarks() -> tuple[Published, list[Published], list[Published]]:
     return _rows("the BERT paper")[0], [r for r in _rows("bert-base-cased reproductions") if r.span_f1], _rows("the top")
 
 
+def _runs_against(runs: Sequence[float], figures: Sequence[float]) -> str:
+    """Where every run of the recipe (F1 in %, as printed) stands against published figures: "all 5 runs of the recipe
+    score below 92.40 (the best 91.91)"; a figure with runs on both sides is "level with" them."""
+    runs, n = [round(r, 2) for r in runs], len(runs)
+    below = sorted(f for f in figures if max(runs) < round(f, 2))
+    above = sorted(f for f in figures if min(runs) > round(f, 2))
+    sides = ([f"below {_and([f'{f:.2f}' for f in below])} (the best {max(runs):.2f})"] if below else []) + (
+        [f"above {_and([f'{f:.2f}' for f in above])} (the lowest {min(runs):.2f})"] if above else [])
+    level = [f"level with {f:.2f} ({sum(r > round(f, 2) for r in runs)} of {_count(n, 'run')} above it)"
+             for f in sorted(figures) if f not in below and f not in above]
+    who = "the recipe's one run scores" if n == 1 else f"{'both' if n == 2 else f'all {n}'} runs of the recipe score"
+    return "; ".join(([f"{who} {' and '.join(sides)}"] if sides else []) + level)
+
+
+def _capital(text: str) -> str:
+    """``text`` with its first letter capitalised, the rest as it is."""
+    return text[:1].upper() + text[1:]
+
+
 def _differences(figures: Sequence[float], tb: float, m: float | None, them: str = "them") -> str:
     """"against them, the recipe's mean is -0.32 to +0.35 points and this run +0.04 to +0.71"."""
     ours = _range([tb - f for f in figures])
@@ -2643,34 +2662,39 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, repro, top = _landmarks()
     m = round(mean["testb"], 2) if mean else None
-    runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**; this run scores {tb:.2f}"
-            if mean else f"this run scores **{tb:.2f}**")
+    every, every_a = (list(mean.get("every_testb", [])), list(mean.get("every_testa", []))) if mean else ([], [])
+    spread = f", and its {len(every)} runs in any precision span {_range_of(every)}" if mean and len(every) > mean["runs"] else ""
+    runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**{spread}; this run scores "
+            f"{tb:.2f}" if mean else f"this run scores **{tb:.2f}**")
     against_bert = (f"the recipe's mean is {_gap(m, bert.testb)}, this run {_gap(tb, bert.testb)}" if mean else
-                    f"this run is {_gap(tb, bert.testb)}")
+                    f"this run is {_gap(tb, bert.testb)}") + (f"; {_runs_against(every, [bert.testb])}" if every else "")
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
     obtained = "; ".join(f"{row.testb:.2f}, {_how(row)}" for row in repro)
     other = [row for row in _rows("bert-base-cased reproductions") if not row.span_f1]
-    left_out = "".join(f" {row.work.split(' (')[0]}'s {row.testb:.2f}, {_how(row).split(';')[0]}, is not a span F1 and "
+    left_out = "".join(f" {row.work.split(' (')[0]}'s {row.testb:.2f}, {_how(row)}, is not a span F1 and "
                        "is left out." for row in other)
     names = ", ".join(row.system.split(",")[0] for row in top)
     return "\n".join([
         f"**In short** (span F1 on eng.testb): {runs} (95% interval {_span(testb)}, from resampling the test set).",
         "",
-        f"- **The BERT paper** (BERT-base {bert.testb:.2f}, {bert.how}, with document context): {against_bert}; "
+        f"- **The BERT paper** (BERT-base {bert.testb:.2f}, {bert.how}, with document context): {against_bert}. "
         f"{bert.testb:.2f} lies {_verdict(testb, [bert.testb])}." + ("" if bert.testa is None else
-        f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, "
-        f"{'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval ({_span(testa)})."),
-        f"- **{len(repro)} independent reproductions of BERT-base** ({obtained}), none reporting document context: "
-        f"{_differences(figures, tb, m)}; {_verdict(testb, figures)}.{left_out}",
+        f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}"
+        + (f"; {_runs_against(every_a, [bert.testa])}" if every_a else "")
+        + f"; {'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval ({_span(testa)})."),
+        f"- **{_count(len(repro), 'independent reproduction')} of BERT-base** ({obtained}), none reporting document context: "
+        f"{_differences(figures, tb, m)}" + (f"; {_runs_against(every, figures)}" if every else "")
+        + f". {_capital(_verdict(testb, figures))}.{left_out}",
         f"- **{_in_words(len(top)).capitalize()} of the top systems** ({names}; {_range_of(tops)}), all with document "
-        f"context, two of them 4-5 times BERT-base's size: {_differences(tops, tb, m)}; {_verdict(testb, tops)}.",
+        f"context, two of them 4-5 times BERT-base's size: {_differences(tops, tb, m)}"
+        + (f"; {_runs_against(every, tops)}" if every else "") + f". {_capital(_verdict(testb, tops))}.",
     ])
 
 
 def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> "pd.DataFrame":
     """One line per published figure of the BERT paper, the reproductions and the top: its F1, this run's difference
-    in points and in errors, whether the figure lies inside this run's 95% interval, and the recipe's ``mean``'s
-    difference."""
+    in points and in errors, whether the figure lies inside this run's 95% interval, the recipe's ``mean``'s
+    difference and how many of the recipe's runs score above it."""
     import pandas as pd
 
     lines = [(row, row.testa, testa) for row in _rows("the BERT paper") if row.testa is not None]
@@ -2685,8 +2709,10 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
                   "this run's errors, relative": f"{errors:+.1f}%" if abs(round(errors, 1)) < 1 else f"{errors:+.0f}%",
                   "inside this run's 95% interval": "yes" if _inside(interval, published) else "no"}
         if mean:
-            ran = round(mean["testb" if on_testb else "testa"], 2)
+            ran, every = round(mean["testb" if on_testb else "testa"], 2), mean.get("every_testb" if on_testb else "every_testa", [])
             record[f"mean of the {mean['runs']} runs minus it"] = f"{ran - published:+.2f}"
+            if every:
+                record["runs of the recipe above it"] = f"{sum(round(r, 2) > published for r in every)} of {len(every)}"
         records.append(record)
     return pd.DataFrame(records).set_index("system").rename_axis(None)
 
@@ -2701,15 +2727,18 @@ def _and(items: Sequence[str]) -> str:
     return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _standing(interval: dict[str, float], figures: Sequence[float], what: str, mean: float | None = None) -> str:
+def _standing(interval: dict[str, float], figures: Sequence[float], what: str, mean: float | None = None,
+              runs: Sequence[float] = ()) -> str:
     """Where this run, and its recipe's ``mean`` (%), stand against published ``figures``: "below BERT-base (92.40) by
-    0.85 (the recipe's mean) and 0.49 (this run)" where every gap has one sign, the signed gaps otherwise, then which
-    figures lie inside this run's 95% interval (``_verdict``)."""
+    0.85 (the recipe's mean) and 0.49 (this run)" where every gap has one sign, the signed gaps otherwise, then where
+    all the recipe's ``runs`` stand (``_runs_against``) and which figures lie inside this run's 95% interval
+    (``_verdict``)."""
     ours = {"the recipe's mean": mean, "this run": round(100 * interval["f1"], 2)}
     ours = {who: value for who, value in ours.items() if value is not None}
     gaps = [value - f for value in ours.values() for f in figures]
     side = "below" if all(g < 0 for g in gaps) else "above" if all(g > 0 for g in gaps) else None
-    where = (f"{figures[0]:.2f} lies " if len(figures) == 1 else "") + _verdict(interval, figures)
+    where = (f"{_runs_against(runs, figures)}; " if runs else "") + (
+        f"{figures[0]:.2f} lies " if len(figures) == 1 else "") + _verdict(interval, figures)
     if not side:
         return f"{_differences(figures, ours['this run'], mean, what)}; {where}"
     by = " and ".join(f"{_range_of([abs(value - f) for f in figures])} ({who})" for who, value in ours.items())
@@ -2726,20 +2755,23 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
     stand_in = f"an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
     about = ", ".join(part for part in (size, stand_in) if part)
     m_a, m_b = (round(mean["testa"], 2), round(mean["testb"], 2)) if mean else (None, None)
+    runs_a, runs_b = (mean.get("every_testa", ()), mean.get("every_testb", ())) if mean else ((), ())
     repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
-    stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})", m_b),
-              _standing(testb, repro_f1, f"the {len(repro)} independent reproductions, from {_repro_range(repro)}", m_b),
-              _standing(testb, top_f1, f"{_in_words(len(top))} of the top systems ({_range_of(top_f1)})", m_b)]
+    reproductions = f"the {_count(len(repro), 'independent reproduction')}, from {_repro_range(repro)}"
+    stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})", m_b, runs_b),
+              _standing(testb, repro_f1, reproductions, m_b, runs_b),
+              _standing(testb, top_f1, f"{_in_words(len(top))} of the top systems ({_range_of(top_f1)})", m_b, runs_b)]
     if bert.testa is not None:
         stands.append("on eng.testa, the development set that chose the epoch: " + _standing(
-            testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a).replace(
+            testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a, runs_a).replace(
             "this run's 95% interval", "this run's eng.testa interval").replace("this test set", "eng.testa"))
     lines = [f"- **Result.** {metrics.get('model', 'The model')}" + (f" ({about})" if about else "")
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
              + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m_b:.2f}** on "
                 "eng.testb." if mean else "."),
-             "- **Against the state of the art** (section 10), on eng.testb unless said. The interval resamples the test "
-             "set; without a system's predictions no paired test can separate it from this run.",
+             "- **Against the state of the art** (section 10), on eng.testb unless said. The recipe's runs show the "
+             "spread over seeds; the interval resamples the test set, and without a system's predictions no paired test "
+             "can separate it from this run.",
              *[f"  - {stand[0].upper()}{stand[1:]}." for stand in stands]]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
@@ -2800,6 +2832,13 @@ def _row_precision(row: dict[str, Any]) -> str:
     return row.get("precision") or row.get("config", {}).get("mixed_precision", "no")
 
 
+def mean_f1(values: Iterable[float]) -> float:
+    """The mean of F1s (%) as printed, each rounded to two decimals first, so that every table and sentence agrees."""
+    import statistics
+
+    return statistics.mean(round(float(v), 2) for v in values)
+
+
 def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLike | None = None,
                   this_run: tuple[str, dict] | None = None) -> "pd.DataFrame":
     """One line per (label, row name, decoding) of benchmarks/accuracy.py: the number of seeds, eng.testa and eng.testb
@@ -2811,9 +2850,9 @@ def results_table(rows: Sequence[tuple[str, str, str]], folder: str | os.PathLik
 
     import pandas as pd
 
-    def cell(values: list[float]) -> str:  # of the F1s as printed (2 decimals), as seed_summary averages them
-        values = [round(v, 2) for v in values]
-        return f"{statistics.mean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+    def cell(values: list[float]) -> str:
+        spread = f" ± {statistics.stdev([round(v, 2) for v in values]):.2f}" if len(values) > 1 else ""
+        return f"{mean_f1(values):.2f}{spread}"
 
     out = {}
     for label, name, decode in rows:
@@ -2835,18 +2874,19 @@ RECIPE_ROWS = {("embedded", "bf16"): "final6", ("base", "no"): "mpnet-lr1e4", ("
 
 
 def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathLike | None = None) -> "pd.DataFrame":
-    """``ABLATION`` from benchmarks/results: each line's change, the line it is compared with, and what else changed
-    with it; a run (metrics.json) that follows its recipe counts as one more seed."""
+    """``ABLATION`` from benchmarks/results: each line's change and its scores, then the line it is compared with where
+    that is not the line above, and what else changed with it; a run (metrics.json) that follows its recipe counts as
+    one more seed."""
     row = RECIPE_ROWS.get((metrics["recipe"], metrics["precision"])) if metrics and follows_recipe(metrics) else None
     table = results_table([(change, name, decode) for change, _, name, decode, *_ in ABLATION], folder,
                           (row, metrics) if row else None)
     against = {line[0]: line[4] if len(line) > 4 else before[0] for before, line in zip([None, *ABLATION], ABLATION)}
     also = {line[0]: line[1] for line in ABLATION}
     shown = list(table.index)
-    table.insert(0, "compared with", ["the line above" if against[label] in shown[i - 1:i] else against[label] + (
+    table["compared with (blank: the line above)"] = ["" if against[label] in shown[i - 1:i] else against[label] + (
         " (not run)" if against[label] in against and against[label] not in shown else "")
-        for i, label in enumerate(shown)])
-    table.insert(1, "also changed", [also[label] for label in table.index])
+        for i, label in enumerate(shown)]
+    table["what else changed"] = [also[label] for label in table.index]
     return table.rename_axis(None)  # the changes label themselves: no header row of their own
 
 
@@ -2931,9 +2971,9 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
         who = f"seed{'s' if len(group) > 1 else ''} {', '.join(str(seed) for seed in group['seed'])}" + (
             "" if not ours else ", this run" if len(group) == 1 else f"; this run is seed {ours[0]}")
         lines.append(f"{phrase}: {_count(len(group), 'run')} ({who}), eng.testb " + (
-            f"mean {f1.mean():.2f}, std {f1.std():.2f}, min {f1.min():.2f}, max {f1.max():.2f}" if len(group) > 1
+            f"mean {mean_f1(f1):.2f}, std {f1.std():.2f}, min {f1.min():.2f}, max {f1.max():.2f}" if len(group) > 1
             else f"{f1.iloc[0]:.2f}"))
-        means.append((phrase, round(f1.mean(), 2), len(group)))
+        means.append((phrase, round(mean_f1(f1), 2), len(group)))
     lines += [f"{phrase} minus {means[0][0]}: {mean - means[0][1]:+.2f} in mean eng.testb F1 ({_count(n, 'run')} "
               f"against {means[0][2]}" + (": one run cannot separate precision from seed)"
                                           if min(n, means[0][2]) == 1 else ")") for phrase, mean, n in means[1:]]
@@ -2961,9 +3001,13 @@ def recipe_mean(seeds: "pd.DataFrame") -> dict[str, Any] | None:
     groups = [(len(g), (g["run"] == "this run").any(), p, g) for p, g in _precision_groups(seeds) if len(g) > 1]
     if not groups:
         return None
+    import pandas as pd
+
     n, _, precision, group = max(groups, key=lambda g: g[:2])
+    every = pd.concat([g for _, g in _precision_groups(seeds)])
     return {"runs": n, "precision": PRECISION_PHRASES.get(precision, f"in {precision}"),
-            "testa": float(group["eng.testa F1"].mean()), "testb": float(group["eng.testb F1"].mean())}
+            "testa": mean_f1(group["eng.testa F1"]), "testb": mean_f1(group["eng.testb F1"]),
+            "every_testa": every["eng.testa F1"].tolist(), "every_testb": every["eng.testb F1"].tolist()}
 
 
 # What each offline checkpoint is, for the report's first lines ({p}: millions of parameters).
@@ -3053,20 +3097,22 @@ def show_code(*functions: Callable) -> SourceCode:
     return SourceCode("\n\n\n".join(inspect.getsource(f).rstrip() for f in functions))
 
 
-def environment_info() -> dict[str, str]:
-    """Versions and hardware, for the reproducibility section."""
+def environment_info(precision: str | None = None) -> dict[str, str]:
+    """Versions and hardware, for the reproducibility section, with a run's mixed ``precision`` ("no", "bf16",
+    "fp16"; None: what "auto" picks here)."""
     import platform
 
     import torch
     import transformers
 
+    precision = precision or resolve_precision("auto")
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor() or "?"
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU: {cpu}, {os.cpu_count()} cores",
-            "mixed precision": PRECISION_WORDS.get(resolve_precision("auto"), resolve_precision("auto"))}
+            "mixed precision": PRECISION_WORDS.get(precision, precision)}
 
 
 # =============================================================================================

@@ -167,8 +167,8 @@ def seed_summary(rows: dict, group: str | None) -> dict:
         return {}
     tb, ta = [100 * r["testb"] for _, r in runs], [100 * r["testa"] for _, r in runs]
     sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
-    return {"n": len(runs), "seeds": ",".join(str(s) for s, _ in runs), "testb_mean": statistics.mean(tb),
-            "testb_std": sd(tb), "testb_min": min(tb), "testb_max": max(tb), "testa_mean": statistics.mean(ta),
+    return {"n": len(runs), "seeds": ",".join(str(s) for s, _ in runs), "testb_mean": nu.mean_f1(tb),
+            "testb_std": sd(tb), "testb_min": min(tb), "testb_max": max(tb), "testa_mean": nu.mean_f1(ta),
             "testa_std": sd(ta), "seconds": statistics.mean(r["train_seconds"] for _, r in runs),
             "seconds_max": max(r["train_seconds"] for _, r in runs)}
 

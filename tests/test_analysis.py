@@ -167,31 +167,32 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
                        "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set).")
     assert wide[2] == ("- **The BERT paper** (BERT-base 92.40, mean of 5 restarts, with document context): the recipe's "
                        "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below 92.40 (11% more "
-                       "errors); 92.40 lies inside this run's 95% interval, so the sign of the gap is not established without "
-                       "its predictions. On eng.testa, the development set that chose the epoch, "
-                       "this run is 0.70 points below 96.40 (19% more errors), outside that set's interval "
+                       "errors). 92.40 lies inside this run's 95% interval, so the gap is not shown to hold beyond this "
+                       "test set (a paired test needs its predictions). On eng.testa, the development set that chose the "
+                       "epoch, this run is 0.70 points below 96.40 (19% more errors); outside that set's interval "
                        "(95.10-96.20).")
     assert wide[3] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
                        "how obtained not stated), none reporting document context: "
-                       "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36; all "
-                       "inside this run's 95% interval, so no sign is established without their predictions. "
+                       "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36. All "
+                       "inside this run's 95% interval, so none is shown to hold beyond this test set (a paired test "
+                       "needs their predictions). "
                        "kamalkraj's 91.35, one run's support-weighted mean of the per-type F1, is not a span F1 and is "
                        "left out.")
     assert wide[4].startswith("- **Three of the top systems** (ACE, LUKE-large, FLERT; 94.09-94.60)")
-    assert wide[4].endswith("against them, the recipe's mean is -3.07 to -2.56 points and this run -3.04 to -2.53; "
-                            "all outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.")
+    assert wide[4].endswith("against them, the recipe's mean is -3.07 to -2.56 points and this run -3.04 to -2.53. "
+                            "All outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.")
     assert len(wide) == 5 and not any("level with" in line for line in wide)
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
     assert "92.40 lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set" in narrow
-    assert "; 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference larger than " \
+    assert ". 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference larger than " \
            "this run's sampling noise on this test set." in narrow  # 91.20 is below 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
-    assert top_inside.endswith("; 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
+    assert top_inside.endswith(". 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
                                "larger than this run's sampling noise on this test set.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert above.endswith("against them, this run is -0.10 to +0.41 points; all inside this run's 95% interval, so no "
-                          "sign is established without their predictions.")
+    assert above.endswith("against them, this run is -0.10 to +0.41 points. All inside this run's 95% interval, so "
+                          "none is shown to hold beyond this test set (a paired test needs their predictions).")
 
 
 def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
@@ -237,12 +238,14 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "- **Result.** all-mpnet-base-v2 (108.9M parameters, an offline stand-in for bert-base-cased) reaches **95.72** "
         "span F1 on eng.testa and **91.56** on eng.testb; the 3 runs of its recipe in 32-bit floats average **91.53** on "
         "eng.testb.",
-        "- **Against the state of the art** (section 10), on eng.testb unless said. The interval resamples the test "
-        "set; without a system's predictions no paired test can separate it from this run.",
+        "- **Against the state of the art** (section 10), on eng.testb unless said. The recipe's runs show the spread "
+        "over seeds; the interval resamples the test set, and without a system's predictions no paired test can "
+        "separate it from this run.",
         "  - Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
         "outside this run's 95% interval: a gap larger than this run's sampling noise on this test set.",
         "  - Against the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and this "
-        "run -0.31 to +0.36; all inside this run's 95% interval, so no sign is established without their predictions.",
+        "run -0.31 to +0.36; all inside this run's 95% interval, so none is shown to hold beyond this test set (a paired "
+        "test needs their predictions).",
         "  - Below three of the top systems (94.09-94.60) by 2.56-3.07 (the recipe's mean) and 2.53-3.04 (this run); all "
         "outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.",
         "  - On eng.testa, the development set that chose the epoch: below BERT-base (96.40) by 0.67 (the recipe's mean) "
@@ -261,7 +264,8 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
     assert "set-up" not in nu.conclusion(bert | {"config": {"context": 32}}, testa, testb)
     wide = {"f1": 0.9156, "low": 0.905, "high": 0.925}  # 92.40 inside: below it on both figures, sign not established
     assert ("Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
-            "inside this run's 95% interval, so the sign of the gap is not established without its predictions.") in nu.conclusion(
+            "inside this run's 95% interval, so the gap is not shown to hold beyond this test set (a paired test needs "
+            "its predictions).") in nu.conclusion(
         metrics, testa, wide, mean)
     assert "Above the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), by 0.04-0.71 (this run); all inside" in nu.conclusion(
         metrics, testa, wide | {"f1": 0.9191})
@@ -407,16 +411,17 @@ def test_ablation_and_seed_tables_place_this_run_by_recipe_and_precision(tmp_pat
     table = nu.ablation_table(_metrics(), tmp_path)
     bf16 = nu.ABLATION[8][0]
     assert table.loc[bf16, "seeds"] == 1 and table.loc[bf16, "eng.testb F1"] == "92.00"
-    assert table.index.name is None and list(table.columns[:2]) == ["compared with", "also changed"]
-    assert table.loc[nu.ABLATION[7][0], "also changed"] == nu.ABLATION[7][1]
-    assert table.loc[bf16, "compared with"] == "the line above"
-    assert table.loc[nu.ABLATION[7][0], "compared with"] == f"{nu.ABLATION[4][0]} (not run)"  # no MiniLM rows here
+    assert table.index.name is None and list(table.columns[-2:]) == ["compared with (blank: the line above)", "what else changed"]
+    assert list(table.columns[:3]) == ["seeds", "eng.testa F1", "eng.testb F1"]  # the scores first
+    assert table.loc[nu.ABLATION[7][0], "what else changed"] == nu.ABLATION[7][1]
+    assert table.loc[bf16, "compared with (blank: the line above)"] == ""
+    assert table.loc[nu.ABLATION[7][0], "compared with (blank: the line above)"] == f"{nu.ABLATION[4][0]} (not run)"  # no MiniLM rows here
     (tmp_path / "more").mkdir()
     _write_rows(tmp_path / "more", "mpnet-lr1e4", {0: (0.957, 0.9155)})
     _write_rows(tmp_path / "more", "final6", {0: (0.94, 0.9)})
     full = nu.ablation_table(_metrics(), tmp_path / "more")
-    assert full.loc[nu.ABLATION[7][0], "compared with"] == "the line above" and full.index[0] == nu.ABLATION[4][0]
-    assert full.loc[nu.ABLATION[4][0], "compared with"] == f"{nu.ABLATION[3][0]} (not run)"
+    assert full.loc[nu.ABLATION[7][0], "compared with (blank: the line above)"] == "" and full.index[0] == nu.ABLATION[4][0]
+    assert full.loc[nu.ABLATION[4][0], "compared with (blank: the line above)"] == f"{nu.ABLATION[3][0]} (not run)"
     assert table.loc[nu.ABLATION[7][0], "seeds"] == 2  # the fp32 line does not take a bf16 run
     assert bf16 not in nu.ablation_table(_metrics(max_eval_sentences=10), tmp_path).index
     seeds = nu.seed_table(_metrics(), tmp_path)
@@ -520,3 +525,61 @@ def test_every_ablation_line_is_compared_with_a_line_before_it():
     for i, line in enumerate(nu.ABLATION):
         if len(line) > 4 and i:
             assert line[4] in changes[:i - 1], line  # named only where it is not simply the line above
+
+
+def test_the_recipes_runs_say_above_or_below_only_when_every_run_agrees():
+    assert nu._runs_against([91.55, 91.54, 91.91], [92.4]) == "all 3 runs of the recipe score below 92.40 (the best 91.91)"
+    assert nu._runs_against([91.55, 91.91], [91.2, 91.37, 91.87]) == (
+        "both runs of the recipe score above 91.20 and 91.37 (the lowest 91.55); level with 91.87 (1 of 2 runs above it)")
+    assert nu._runs_against([91.874, 91.9], [91.87]) == "level with 91.87 (1 of 2 runs above it)"  # 91.87 as printed: a tie
+    assert nu._runs_against([95.0], [96.4]) == "the recipe's one run scores below 96.40 (the best 95.00)"
+
+
+def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each_figure():
+    testa, testb = {"f1": 0.9569, "low": 0.9472, "high": 0.9661}, {"f1": 0.9166, "low": 0.9012, "high": 0.9298}
+    mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.72, "testb": 91.58,
+            "every_testa": [95.69, 95.78, 95.69, 95.73, 95.3], "every_testb": [91.55, 91.54, 91.66, 91.49, 91.91]}
+    answer = nu.sota_answer(testa, testb, mean)
+    assert "average **91.58**, and its 5 runs in any precision span 91.49-91.91;" in answer
+    assert ("this run 0.74 points below 92.40 (10% more errors); all 5 runs of the recipe score below 92.40 (the best "
+            "91.91). 92.40 lies inside this run's 95% interval") in answer
+    assert "all 5 runs of the recipe score below 96.40 (the best 95.78); inside that set's interval" in answer
+    assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); level with 91.87 (1 of 5 runs "
+            "above it). All inside") in answer
+    assert "all 5 runs of the recipe score below 94.09, 94.30 and 94.60 (the best 91.91). All outside" in answer
+    assert "span" not in nu.sota_answer(testa, testb, mean | {"every_testb": [91.55, 91.54, 91.66]}).split("\n")[0][40:90]
+    metrics = {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True, "asked": "bert-base-cased"}
+    lines = nu.conclusion(metrics, testa, testb, mean).split("\n")
+    assert lines[2] == ("  - Below BERT-base in the BERT paper (92.40) by 0.82 (the recipe's mean) and 0.74 (this run); all 5 "
+                        "runs of the recipe score below 92.40 (the best 91.91); 92.40 lies inside this run's 95% interval, "
+                        "so the gap is not shown to hold beyond this test set (a paired test needs its predictions).")
+    assert "sign" not in "\n".join(lines)
+    gaps = nu.sota_gaps(testa, testb, mean)
+    assert gaps.loc["BERT-base, 110M", "runs of the recipe above it"].tolist() == ["0 of 5", "0 of 5"]  # testa, testb
+    assert gaps.set_index("work").loc["allanj (GitHub)", "runs of the recipe above it"] == "1 of 5"
+    assert "runs of the recipe above it" not in nu.sota_gaps(testa, testb, {k: mean[k] for k in ("runs", "testa", "testb")})
+
+
+def test_mean_f1_averages_the_figures_as_printed():
+    assert nu.mean_f1([91.554, 91.545]) == 91.55  # 91.55 and 91.55 (rounded half to even on the exact binary value)
+    assert round(nu.mean_f1([91.555, 91.555, 91.6449]), 2) == round((round(91.555, 2) * 2 + 91.64) / 3, 2)
+    import pandas as pd
+    assert nu.mean_f1(pd.Series([95.69, 95.78])) == nu.mean_f1([95.69, 95.78])
+
+
+def test_environment_info_reports_the_runs_mixed_precision():
+    assert nu.environment_info("bf16")["mixed precision"] == "bf16"
+    assert nu.environment_info("no")["mixed precision"] == "none (32-bit floats)"
+    assert nu.environment_info()["mixed precision"] == nu.PRECISION_WORDS[nu.resolve_precision("auto")]
+
+
+def test_recipe_mean_lists_every_run_in_any_precision():
+    import pandas as pd
+
+    seeds = pd.DataFrame({"run": ["stored", "stored", "this run"], "seed": [0, 1, 42],
+                          "mixed precision": ["none (32-bit floats)", "none (32-bit floats)", "bf16"],
+                          "eng.testa F1": [95.69, 95.78, 95.3], "eng.testb F1": [91.55, float("nan"), 91.91]})
+    full = nu.recipe_mean(seeds.assign(**{"eng.testb F1": [91.55, 91.54, 91.91]}))
+    assert full["every_testb"] == [91.55, 91.54, 91.91] and full["every_testa"] == [95.69, 95.78, 95.3]
+    assert full["testb"] == nu.mean_f1([91.55, 91.54]) and full["runs"] == 2
+    assert nu.recipe_mean(seeds) is None  # the run without an eng.testb F1 is left out: no group of two
