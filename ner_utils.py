@@ -2576,11 +2576,11 @@ def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
     """Where published F1s (%) lie against this run's 95% interval, and what that allows one to say."""
     inside, many = [f for f in figures if _inside(interval, f)], len(figures) > 1
     if len(inside) == len(figures):
-        return ("all inside this run's 95% interval, so none is shown to hold beyond this test set (a paired test needs "
-                "their predictions)" if many else "inside this run's 95% interval, so the gap is not shown to hold beyond "
+        return ("the figures all lie inside this run's 95% interval, so no difference is shown to hold beyond this "
+                "test set (a paired test needs their predictions)" if many else "inside this run's 95% interval, so the gap is not shown to hold beyond "
                 "this test set (a paired test needs its predictions)")
     if not inside:
-        return (f"all outside this run's 95% interval: gaps {BEYOND_NOISE}" if many else
+        return (f"the figures all lie outside this run's 95% interval: gaps {BEYOND_NOISE}" if many else
                 f"outside this run's 95% interval: a gap {BEYOND_NOISE}")
     outside = sorted(f for f in figures if f not in inside)
     return (f"{_and([f'{f:.2f}' for f in sorted(inside)])} {'lie' if len(inside) > 1 else 'lies'} inside this run's 95% "
@@ -2633,14 +2633,15 @@ def _landmarks() -> tuple[Published, list[Published], list[Published]]:
 def _runs_against(runs: Sequence[float], figures: Sequence[float]) -> str:
     """Where every run of the recipe (F1 in %, as printed) stands against published figures: "all 5 runs of the recipe
     score below 92.40 (the best 91.91)"; a figure with runs on both sides is "level with" them."""
-    runs, n = [round(r, 2) for r in runs], len(runs)
-    below = sorted(f for f in figures if max(runs) < round(f, 2))
-    above = sorted(f for f in figures if min(runs) > round(f, 2))
-    sides = ([f"below {_and([f'{f:.2f}' for f in below])} (the best {max(runs):.2f})"] if below else []) + (
-        [f"above {_and([f'{f:.2f}' for f in above])} (the lowest {min(runs):.2f})"] if above else [])
-    level = [f"level with {f:.2f} ({sum(r > round(f, 2) for r in runs)} of {_count(n, 'run')} above it)"
-             for f in sorted(figures) if f not in below and f not in above]
-    who = "the recipe's one run scores" if n == 1 else f"{'both' if n == 2 else f'all {n}'} runs of the recipe score"
+    runs, n, figures = [round(r, 2) for r in runs], len(runs), sorted({round(f, 2) for f in figures})
+    below, above = [f for f in figures if max(runs) < f], [f for f in figures if min(runs) > f]
+    best, lowest = ("", "") if n == 1 else (f" (the best {max(runs):.2f})", f" (the lowest {min(runs):.2f})")
+    sides = ([f"below {_and([f'{f:.2f}' for f in below])}{best}"] if below else []) + (
+        [f"above {_and([f'{f:.2f}' for f in above])}{lowest}"] if above else [])
+    level = [f"the recipe's runs are level with {f:.2f} ({sum(r > f for r in runs)} of {n} above it)"
+             for f in figures if f not in below and f not in above]
+    who = f"the recipe's one run ({runs[0]:.2f}) scores" if n == 1 else (
+        f"{'both' if n == 2 else f'all {n}'} runs of the recipe score")
     return "; ".join(([f"{who} {' and '.join(sides)}"] if sides else []) + level)
 
 
@@ -2679,9 +2680,9 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
         "",
         f"- **The BERT paper** (BERT-base {bert.testb:.2f}, {bert.how}, with document context): {against_bert}. "
         f"{bert.testb:.2f} lies {_verdict(testb, [bert.testb])}." + ("" if bert.testa is None else
-        f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}"
-        + (f"; {_runs_against(every_a, [bert.testa])}" if every_a else "")
-        + f"; {'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval ({_span(testa)})."),
+        f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, and "
+        f"{bert.testa:.2f} lies {'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval "
+        f"({_span(testa)})" + (f"; {_runs_against(every_a, [bert.testa])}" if every_a else "") + "."),
         f"- **{_count(len(repro), 'independent reproduction')} of BERT-base** ({obtained}), none reporting document context: "
         f"{_differences(figures, tb, m)}" + (f"; {_runs_against(every, figures)}" if every else "")
         + f". {_capital(_verdict(testb, figures))}.{left_out}",
@@ -2769,9 +2770,10 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
              + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m_b:.2f}** on "
                 "eng.testb." if mean else "."),
-             "- **Against the state of the art** (section 10), on eng.testb unless said. The recipe's runs show the "
-             "spread over seeds; the interval resamples the test set, and without a system's predictions no paired test "
-             "can separate it from this run.",
+             "- **Against the state of the art** (section 10), on eng.testb unless said. " + (
+                 "The recipe's runs show the spread over seeds; the interval" if runs_b else "The interval")
+             + " resamples the test set, and without a system's predictions no paired test can separate it from this "
+             "run.",
              *[f"  - {stand[0].upper()}{stand[1:]}." for stand in stands]]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
@@ -2997,7 +2999,8 @@ def _place(f1: "pd.Series", mine: "pd.Series") -> str:
 def recipe_mean(seeds: "pd.DataFrame") -> dict[str, Any] | None:
     """The mean F1 of the largest group of ``seed_table`` runs in one mixed precision (two runs at least; a tie goes
     to the group holding this run, then to the first in the table): {"runs", "precision" (words), "testa", "testb"
-    (%)}; runs whose F1 is missing are left out; None where no group has two."""
+    (%, ``mean_f1``), "every_testa", "every_testb" (every run's F1, in any precision)}; runs whose F1 is missing are
+    left out; None where no group has two."""
     groups = [(len(g), (g["run"] == "this run").any(), p, g) for p, g in _precision_groups(seeds) if len(g) > 1]
     if not groups:
         return None

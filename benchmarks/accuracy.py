@@ -165,7 +165,7 @@ def seed_summary(rows: dict, group: str | None) -> dict:
     runs = [(s, rows[f"{group}-s{s}"]) for s in FINAL_SEEDS if group and f"{group}-s{s}" in rows]
     if not runs:
         return {}
-    tb, ta = [100 * r["testb"] for _, r in runs], [100 * r["testa"] for _, r in runs]
+    tb, ta = [round(100 * r["testb"], 2) for _, r in runs], [round(100 * r["testa"], 2) for _, r in runs]  # as printed
     sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
     return {"n": len(runs), "seeds": ",".join(str(s) for s, _ in runs), "testb_mean": nu.mean_f1(tb),
             "testb_std": sd(tb), "testb_min": min(tb), "testb_max": max(tb), "testa_mean": nu.mean_f1(ta),

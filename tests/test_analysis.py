@@ -169,18 +169,18 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
                        "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below 92.40 (11% more "
                        "errors). 92.40 lies inside this run's 95% interval, so the gap is not shown to hold beyond this "
                        "test set (a paired test needs its predictions). On eng.testa, the development set that chose the "
-                       "epoch, this run is 0.70 points below 96.40 (19% more errors); outside that set's interval "
-                       "(95.10-96.20).")
+                       "epoch, this run is 0.70 points below 96.40 (19% more errors), and 96.40 lies outside that set's "
+                       "interval (95.10-96.20).")
     assert wide[3] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
                        "how obtained not stated), none reporting document context: "
-                       "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36. All "
-                       "inside this run's 95% interval, so none is shown to hold beyond this test set (a paired test "
-                       "needs their predictions). "
+                       "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36. The figures "
+                       "all lie inside this run's 95% interval, so no difference is shown to hold beyond this test set "
+                       "(a paired test needs their predictions). "
                        "kamalkraj's 91.35, one run's support-weighted mean of the per-type F1, is not a span F1 and is "
                        "left out.")
     assert wide[4].startswith("- **Three of the top systems** (ACE, LUKE-large, FLERT; 94.09-94.60)")
     assert wide[4].endswith("against them, the recipe's mean is -3.07 to -2.56 points and this run -3.04 to -2.53. "
-                            "All outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.")
+                            "The figures all lie outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.")
     assert len(wide) == 5 and not any("level with" in line for line in wide)
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
@@ -191,8 +191,9 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     assert top_inside.endswith(". 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
                                "larger than this run's sampling noise on this test set.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert above.endswith("against them, this run is -0.10 to +0.41 points. All inside this run's 95% interval, so "
-                          "none is shown to hold beyond this test set (a paired test needs their predictions).")
+    assert above.endswith("against them, this run is -0.10 to +0.41 points. The figures all lie inside this run's 95% "
+                          "interval, so no difference is shown to hold beyond this test set (a paired test needs their "
+                          "predictions).")
 
 
 def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
@@ -238,15 +239,14 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "- **Result.** all-mpnet-base-v2 (108.9M parameters, an offline stand-in for bert-base-cased) reaches **95.72** "
         "span F1 on eng.testa and **91.56** on eng.testb; the 3 runs of its recipe in 32-bit floats average **91.53** on "
         "eng.testb.",
-        "- **Against the state of the art** (section 10), on eng.testb unless said. The recipe's runs show the spread "
-        "over seeds; the interval resamples the test set, and without a system's predictions no paired test can "
-        "separate it from this run.",
+        "- **Against the state of the art** (section 10), on eng.testb unless said. The interval resamples the test "
+        "set, and without a system's predictions no paired test can separate it from this run.",
         "  - Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
         "outside this run's 95% interval: a gap larger than this run's sampling noise on this test set.",
         "  - Against the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and this "
-        "run -0.31 to +0.36; all inside this run's 95% interval, so none is shown to hold beyond this test set (a paired "
-        "test needs their predictions).",
-        "  - Below three of the top systems (94.09-94.60) by 2.56-3.07 (the recipe's mean) and 2.53-3.04 (this run); all "
+        "run -0.31 to +0.36; the figures all lie inside this run's 95% interval, so no difference is shown to hold "
+        "beyond this test set (a paired test needs their predictions).",
+        "  - Below three of the top systems (94.09-94.60) by 2.56-3.07 (the recipe's mean) and 2.53-3.04 (this run); the figures all lie "
         "outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.",
         "  - On eng.testa, the development set that chose the epoch: below BERT-base (96.40) by 0.67 (the recipe's mean) "
         "and 0.68 (this run); 96.40 lies outside this run's eng.testa interval: a gap larger than this run's sampling noise on eng.testa.",
@@ -267,7 +267,7 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
             "inside this run's 95% interval, so the gap is not shown to hold beyond this test set (a paired test needs "
             "its predictions).") in nu.conclusion(
         metrics, testa, wide, mean)
-    assert "Above the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), by 0.04-0.71 (this run); all inside" in nu.conclusion(
+    assert "Above the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), by 0.04-0.71 (this run); the figures all lie inside" in nu.conclusion(
         metrics, testa, wide | {"f1": 0.9191})
     assert "Above BERT-base in the BERT paper (92.40) by 2.60 (this run); 92.40 lies outside" in nu.conclusion(
         metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
@@ -529,10 +529,11 @@ def test_every_ablation_line_is_compared_with_a_line_before_it():
 
 def test_the_recipes_runs_say_above_or_below_only_when_every_run_agrees():
     assert nu._runs_against([91.55, 91.54, 91.91], [92.4]) == "all 3 runs of the recipe score below 92.40 (the best 91.91)"
-    assert nu._runs_against([91.55, 91.91], [91.2, 91.37, 91.87]) == (
-        "both runs of the recipe score above 91.20 and 91.37 (the lowest 91.55); level with 91.87 (1 of 2 runs above it)")
-    assert nu._runs_against([91.874, 91.9], [91.87]) == "level with 91.87 (1 of 2 runs above it)"  # 91.87 as printed: a tie
-    assert nu._runs_against([95.0], [96.4]) == "the recipe's one run scores below 96.40 (the best 95.00)"
+    assert nu._runs_against([91.55, 91.91], [91.2, 91.37, 91.87]) == ("both runs of the recipe score above 91.20 and "
+                                                                       "91.37 (the lowest 91.55); the recipe's runs are "
+                                                                       "level with 91.87 (1 of 2 above it)")
+    assert nu._runs_against([91.874, 91.9], [91.87]) == "the recipe's runs are level with 91.87 (1 of 2 above it)"  # a tie
+    assert nu._runs_against([95.0], [96.4, 96.4]) == "the recipe's one run (95.00) scores below 96.40"  # one figure once
 
 
 def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each_figure():
@@ -543,11 +544,12 @@ def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each
     assert "average **91.58**, and its 5 runs in any precision span 91.49-91.91;" in answer
     assert ("this run 0.74 points below 92.40 (10% more errors); all 5 runs of the recipe score below 92.40 (the best "
             "91.91). 92.40 lies inside this run's 95% interval") in answer
-    assert "all 5 runs of the recipe score below 96.40 (the best 95.78); inside that set's interval" in answer
-    assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); level with 91.87 (1 of 5 runs "
-            "above it). All inside") in answer
-    assert "all 5 runs of the recipe score below 94.09, 94.30 and 94.60 (the best 91.91). All outside" in answer
-    assert "span" not in nu.sota_answer(testa, testb, mean | {"every_testb": [91.55, 91.54, 91.66]}).split("\n")[0][40:90]
+    assert "and 96.40 lies inside that set's interval (94.72-96.61); all 5 runs of the recipe score below 96.40 " \
+           "(the best 95.78)." in answer
+    assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); the recipe's runs are level with "
+            "91.87 (1 of 5 above it). The figures all lie inside") in answer
+    assert "all 5 runs of the recipe score below 94.09, 94.30 and 94.60 (the best 91.91). The figures all lie outside" in answer
+    assert " span " not in nu.sota_answer(testa, testb, mean | {"every_testb": [91.55, 91.54, 91.66]}).split("\n")[0]
     metrics = {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True, "asked": "bert-base-cased"}
     lines = nu.conclusion(metrics, testa, testb, mean).split("\n")
     assert lines[2] == ("  - Below BERT-base in the BERT paper (92.40) by 0.82 (the recipe's mean) and 0.74 (this run); all 5 "
