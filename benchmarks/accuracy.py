@@ -357,11 +357,12 @@ BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F
                      "s); it shared the CPU with a code review's small reproductions and a few seconds of unit tests. "
                      "Its eng.testb predictions are kept for the notebook's paired bootstrap (seed 0 against seed 42).",
     "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`, `auto` resolving to fp32) on a "
-                       "2-core Intel Xeon (Ice Lake) without native bf16 (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s), "
-                       "scored with `--from-run outputs/ner`; it ran alone apart from a code review's small snippets in "
-                       "its first epoch. The fp32 rendering before it, on a 2-core AMD EPYC with AVX2 only, scored "
-                       "95.72 / 91.56 in 5,806 s of training at 193 pieces/s (its fourth epoch shared the CPU with a CI "
-                       "run): the same seed and precision on other kernels.",
+                       "2-core AMD EPYC with AVX2 only (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s), scored with "
+                       "`--from-run outputs/ner`; it ran alone apart from a code review's small snippets in its first "
+                       "minutes. The rendering before it, on a 2-core Intel Xeon (Ice Lake) without native bf16, scored "
+                       "95.69 / 91.66 in 3,797 s of training at 295 pieces/s: the same seed and precision on other "
+                       "kernels. The fp32 rendering before that, on the same kind of AMD EPYC as this one, scored the "
+                       "same 95.72 / 91.56.",
 }
 
 
