@@ -40,8 +40,8 @@ __all__ = [
     "build_optimizer", "confusion_pairs", "decode_tags", "embedded_model_path", "base_model_path",
     "entities_html", "environment_info", "error_examples_html", "iob_example", "model_inputs", "model_labels",
     "plot_confusion", "plot_f1_by_type", "plot_training", "prepare_runtime", "resolve_config", "resolve_precision",
-    "result_files", "results_table", "mean_f1", "sentence_table", "sota_table", "span_errors", "summary_table", "tokenize_text",
-    "type_confusion", "word_log_probs",
+    "result_files", "results_table", "mean_f1", "sentence_table", "sota_table", "span_errors", "summary_table",
+    "tokenize_text", "type_confusion", "word_log_probs",
     # the report's code, uncertainty and analysis
     "ABLATION", "CONLLPP_PUBLISHED", "OFFLINE_MODELS", "PAIRED", "PRECISION_WORDS", "RECIPE_ROWS", "ablation_table",
     "allowed_transitions", "bootstrap_f1", "chunk_ends", "chunk_starts", "conclusion", "conllpp_table", "entity_texts",
@@ -2577,8 +2577,9 @@ def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
     inside, many = [f for f in figures if _inside(interval, f)], len(figures) > 1
     if len(inside) == len(figures):
         return ("the figures all lie inside this run's 95% interval, so no difference is shown to hold beyond this "
-                "test set (a paired test needs their predictions)" if many else "inside this run's 95% interval, so the gap is not shown to hold beyond "
-                "this test set (a paired test needs its predictions)")
+                "test set (a paired test needs their predictions)" if many else
+                "inside this run's 95% interval, so the gap is not shown to hold beyond this test set (a paired test "
+                "needs its predictions)")
     if not inside:
         return (f"the figures all lie outside this run's 95% interval: gaps {BEYOND_NOISE}" if many else
                 f"outside this run's 95% interval: a gap {BEYOND_NOISE}")
@@ -2630,6 +2631,11 @@ def _landmarks() -> tuple[Published, list[Published], list[Published]]:
     return _rows("the BERT paper")[0], [r for r in _rows("bert-base-cased reproductions") if r.span_f1], _rows("the top")
 
 
+def _runs_above(runs: Sequence[float], figure: float) -> int:
+    """How many runs (F1 in %) score above a published figure, both as printed (two decimals)."""
+    return sum(round(r, 2) > round(figure, 2) for r in runs)
+
+
 def _runs_against(runs: Sequence[float], figures: Sequence[float]) -> str:
     """Where every run of the recipe (F1 in %, as printed) stands against published figures: "all 5 runs of the recipe
     score below 92.40 (the best 91.91)"; a figure with runs on both sides is "level with" them."""
@@ -2638,7 +2644,7 @@ def _runs_against(runs: Sequence[float], figures: Sequence[float]) -> str:
     best, lowest = ("", "") if n == 1 else (f" (the best {max(runs):.2f})", f" (the lowest {min(runs):.2f})")
     sides = ([f"below {_and([f'{f:.2f}' for f in below])}{best}"] if below else []) + (
         [f"above {_and([f'{f:.2f}' for f in above])}{lowest}"] if above else [])
-    level = [f"the recipe's runs are level with {f:.2f} ({sum(r > f for r in runs)} of {n} above it)"
+    level = [f"the recipe's runs are level with {f:.2f} ({_runs_above(runs, f)} of {n} above it)"
              for f in figures if f not in below and f not in above]
     who = f"the recipe's one run ({runs[0]:.2f}) scores" if n == 1 else (
         f"{'both' if n == 2 else f'all {n}'} runs of the recipe score")
@@ -2664,7 +2670,8 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     bert, repro, top = _landmarks()
     m = round(mean["testb"], 2) if mean else None
     every, every_a = (list(mean.get("every_testb", [])), list(mean.get("every_testa", []))) if mean else ([], [])
-    spread = f", and its {len(every)} runs in any precision span {_range_of(every)}" if mean and len(every) > mean["runs"] else ""
+    spread = (f", and its {len(every)} runs in any precision span {_range_of(every)}"
+              if mean and len(every) > mean["runs"] else "")
     runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**{spread}; this run scores "
             f"{tb:.2f}" if mean else f"this run scores **{tb:.2f}**")
     against_bert = (f"the recipe's mean is {_gap(m, bert.testb)}, this run {_gap(tb, bert.testb)}" if mean else
@@ -2683,7 +2690,8 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
         f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, and "
         f"{bert.testa:.2f} lies {'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval "
         f"({_span(testa)})" + (f"; {_runs_against(every_a, [bert.testa])}" if every_a else "") + "."),
-        f"- **{_count(len(repro), 'independent reproduction')} of BERT-base** ({obtained}), none reporting document context: "
+        f"- **{_count(len(repro), 'independent reproduction')} of BERT-base** ({obtained}), none reporting document "
+        "context: "
         f"{_differences(figures, tb, m)}" + (f"; {_runs_against(every, figures)}" if every else "")
         + f". {_capital(_verdict(testb, figures))}.{left_out}",
         f"- **{_in_words(len(top)).capitalize()} of the top systems** ({names}; {_range_of(tops)}), all with document "
@@ -2710,10 +2718,11 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
                   "this run's errors, relative": f"{errors:+.1f}%" if abs(round(errors, 1)) < 1 else f"{errors:+.0f}%",
                   "inside this run's 95% interval": "yes" if _inside(interval, published) else "no"}
         if mean:
-            ran, every = round(mean["testb" if on_testb else "testa"], 2), mean.get("every_testb" if on_testb else "every_testa", [])
+            split = "testb" if on_testb else "testa"
+            ran, every = round(mean[split], 2), mean.get(f"every_{split}", [])
             record[f"mean of the {mean['runs']} runs minus it"] = f"{ran - published:+.2f}"
             if every:
-                record["runs of the recipe above it"] = f"{sum(round(r, 2) > published for r in every)} of {len(every)}"
+                record["runs of the recipe above it"] = f"{_runs_above(every, published)} of {len(every)}"
         records.append(record)
     return pd.DataFrame(records).set_index("system").rename_axis(None)
 
@@ -2774,7 +2783,7 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
                  "The recipe's runs show the spread over seeds; the interval" if runs_b else "The interval")
              + " resamples the test set, and without a system's predictions no paired test can separate it from this "
              "run.",
-             *[f"  - {stand[0].upper()}{stand[1:]}." for stand in stands]]
+             *[f"  - {_capital(stand)}." for stand in stands]]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     if diffs:
@@ -3001,13 +3010,14 @@ def recipe_mean(seeds: "pd.DataFrame") -> dict[str, Any] | None:
     to the group holding this run, then to the first in the table): {"runs", "precision" (words), "testa", "testb"
     (%, ``mean_f1``), "every_testa", "every_testb" (every run's F1, in any precision)}; runs whose F1 is missing are
     left out; None where no group has two."""
-    groups = [(len(g), (g["run"] == "this run").any(), p, g) for p, g in _precision_groups(seeds) if len(g) > 1]
-    if not groups:
-        return None
     import pandas as pd
 
+    by_precision = _precision_groups(seeds)
+    groups = [(len(g), (g["run"] == "this run").any(), p, g) for p, g in by_precision if len(g) > 1]
+    if not groups:
+        return None
     n, _, precision, group = max(groups, key=lambda g: g[:2])
-    every = pd.concat([g for _, g in _precision_groups(seeds)])
+    every = pd.concat([g for _, g in by_precision])
     return {"runs": n, "precision": PRECISION_PHRASES.get(precision, f"in {precision}"),
             "testa": mean_f1(group["eng.testa F1"]), "testb": mean_f1(group["eng.testb F1"]),
             "every_testa": every["eng.testa F1"].tolist(), "every_testb": every["eng.testb F1"].tolist()}
