@@ -53,7 +53,7 @@ __all__ = [
     "recipe_mean", "PRECISION_PHRASES", "sentence_with_split_word", "Run", "prepare_run", "predict_split", "finish_run",
     "precision_recall_f1", "epoch_batches", "resume_run", "checkpoint_epoch", "encoding_plan", "document_counts",
     "resampled_f1", "collate", "scores_table", "choose_recipe", "split_tag", "snapshot_weights", "prefetch",
-    "precision_phrase", "max_pieces",
+    "precision_phrase", "max_pieces", "mark_entities",
 ]
 
 # =============================================================================================
@@ -2511,7 +2511,7 @@ SOTA = [
     Published("bert-base-cased reproductions", "byzhang (2019)", "BERT-base, casing not stated", 91.37, "best run",
               "not stated", "train", "GitHub kermitt2/delft issue 21"),
     Published("bert-base-cased reproductions", "kamalkraj (2019)", "bert-base-cased", 91.35,
-              "one run's support-weighted mean of the per-type F1; not micro F1", "not stated", "not stated",
+              "one run's support-weighted mean of the per-type F1; not a micro-averaged span F1", "not stated", "not stated",
               "GitHub kamalkraj/BERT-NER, README", span_f1=False),
     Published("bert-base-cased reproductions", "allanj (GitHub)", "bert-base-cased + CRF", 91.87, "not stated",
               "sentence", "not stated", "GitHub allanj/pytorch_neural_crf, docs/transformers_benchmark.md"),
@@ -2569,7 +2569,7 @@ def _inside(interval: dict[str, float], published: float) -> bool:
     return round(100 * interval["low"], 2) <= round(published, 2) <= round(100 * interval["high"], 2)
 
 
-BEYOND_NOISE = "larger than this run's sampling noise on this test set"  # conclusion() rewrites "this test set"
+BEYOND_NOISE = "larger than this run's sampling noise on this test set"
 
 
 def _verdict(interval: dict[str, float], figures: Sequence[float]) -> str:
@@ -2636,19 +2636,30 @@ def _runs_above(runs: Sequence[float], figure: float) -> int:
     return sum(round(r, 2) > round(figure, 2) for r in runs)
 
 
+def _runs_split(runs: Sequence[float], figure: float) -> str:
+    """Where runs on both sides of a figure stand, the larger side first: "4 of 5 runs of the recipe score below 91.87
+    (1 above)"."""
+    n, below, above = len(runs), sum(r < figure for r in runs), sum(r > figure for r in runs)
+    (k, side), (k2, side2) = sorted([(below, "below"), (above, "above")], key=lambda count: -count[0])
+    if not k:
+        return f"{'both' if n == 2 else f'all {n}'} runs of the recipe equal {figure:.2f}"
+    rest = ([f"{k2} {side2}"] if k2 else []) + ([f"{n - k - k2} equal to it"] if n - k - k2 else [])
+    return (f"{k} of {n} runs of the recipe {'scores' if k == 1 else 'score'} {side} {figure:.2f}"
+            + (f" ({', '.join(rest)})" if rest else ""))
+
+
 def _runs_against(runs: Sequence[float], figures: Sequence[float]) -> str:
     """Where every run of the recipe (F1 in %, as printed) stands against published figures: "all 5 runs of the recipe
-    score below 92.40 (the best 91.91)"; a figure with runs on both sides is "level with" them."""
+    score below 92.40 (the best 91.91)"; a figure with runs on both sides gets ``_runs_split``."""
     runs, n, figures = [round(r, 2) for r in runs], len(runs), sorted({round(f, 2) for f in figures})
     below, above = [f for f in figures if max(runs) < f], [f for f in figures if min(runs) > f]
     best, lowest = ("", "") if n == 1 else (f" (the best {max(runs):.2f})", f" (the lowest {min(runs):.2f})")
     sides = ([f"below {_and([f'{f:.2f}' for f in below])}{best}"] if below else []) + (
         [f"above {_and([f'{f:.2f}' for f in above])}{lowest}"] if above else [])
-    level = [f"the recipe's runs are level with {f:.2f} ({_runs_above(runs, f)} of {n} above it)"
-             for f in figures if f not in below and f not in above]
+    split = [_runs_split(runs, f) for f in figures if f not in below and f not in above]
     who = f"the recipe's one run ({runs[0]:.2f}) scores" if n == 1 else (
         f"{'both' if n == 2 else f'all {n}'} runs of the recipe score")
-    return "; ".join(([f"{who} {' and '.join(sides)}"] if sides else []) + level)
+    return "; ".join(([f"{who} {' and '.join(sides)}"] if sides else []) + split)
 
 
 def _capital(text: str) -> str:
@@ -2656,48 +2667,56 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _differences(figures: Sequence[float], tb: float, m: float | None, them: str = "them") -> str:
-    """"against them, the recipe's mean is -0.32 to +0.35 points and this run +0.04 to +0.71"."""
-    ours = _range([tb - f for f in figures])
-    return (f"against {them}, the recipe's mean is {_range([m - f for f in figures])} points and this run {ours}"
-            if m is not None else f"against {them}, this run is {ours} points")
+def _distance(value: float, figures: Sequence[float]) -> str:
+    """"2.54-3.05 points below them" where every gap has one sign, "-0.32 to +0.35 points from them" otherwise."""
+    gaps = [round(value - f, 2) + 0.0 for f in figures]
+    if not any(gaps):
+        return "equal to them"
+    if all(g <= 0 for g in gaps) or all(g >= 0 for g in gaps):
+        return f"{_range_of([abs(g) for g in gaps])} points {'below' if min(gaps) < 0 else 'above'} them"
+    return f"{_range(gaps)} points from them"
 
 
 def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> str:
-    """Markdown bullets: the recipe's ``mean`` (``recipe_mean``) and this run (its 95% intervals, ``bootstrap_f1``)
-    against BERT-base in the BERT paper, the independent reproductions and the top."""
+    """Markdown bullets: the recipe's ``mean`` (``recipe_mean``; else this run) and every run of the recipe against
+    BERT-base in the BERT paper, the independent reproductions and the top, with where each figure lies against this
+    run's 95% intervals (``bootstrap_f1``)."""
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, repro, top = _landmarks()
-    m = round(mean["testb"], 2) if mean else None
     every, every_a = (list(mean.get("every_testb", [])), list(mean.get("every_testa", []))) if mean else ([], [])
+    ours, value, value_a = (("the recipe's mean", round(mean["testb"], 2), round(mean["testa"], 2)) if mean else
+                            ("this run", tb, ta))
     spread = (f", and its {len(every)} runs in any precision span {_range_of(every)}"
               if mean and len(every) > mean["runs"] else "")
-    runs = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{m:.2f}**{spread}; this run scores "
-            f"{tb:.2f}" if mean else f"this run scores **{tb:.2f}**")
-    against_bert = (f"the recipe's mean is {_gap(m, bert.testb)}, this run {_gap(tb, bert.testb)}" if mean else
-                    f"this run is {_gap(tb, bert.testb)}") + (f"; {_runs_against(every, [bert.testb])}" if every else "")
+    head = (f"the {mean['runs']} runs of this recipe {mean['precision']} average **{value:.2f}**{spread}; this run "
+            f"scores {tb:.2f}" if mean else f"this run scores **{tb:.2f}**")
+
+    def runs(values: Sequence[float], figures: Sequence[float], this: float = tb) -> str:
+        """This run's gap where the recipe's mean leads, then where every run stands."""
+        return ((f", this run {_range([this - f for f in figures])} points" if mean else "")
+                + (f"; {_runs_against(values, figures)}" if values else ""))
+
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
     obtained = "; ".join(f"{row.testb:.2f}, {_how(row)}" for row in repro)
-    other = [row for row in _rows("bert-base-cased reproductions") if not row.span_f1]
-    left_out = "".join(f" {row.work.split(' (')[0]}'s {row.testb:.2f}, {_how(row)}, is not a span F1 and "
-                       "is left out." for row in other)
-    names = ", ".join(row.system.split(",")[0] for row in top)
-    return "\n".join([
-        f"**In short** (span F1 on eng.testb): {runs} (95% interval {_span(testb)}, from resampling the test set).",
-        "",
-        f"- **The BERT paper** (BERT-base {bert.testb:.2f}, {bert.how}, with document context): {against_bert}. "
-        f"{bert.testb:.2f} lies {_verdict(testb, [bert.testb])}." + ("" if bert.testa is None else
-        f" On eng.testa, the development set that chose the epoch, this run is {_gap(ta, bert.testa)}, and "
-        f"{bert.testa:.2f} lies {'inside' if _inside(testa, bert.testa) else 'outside'} that set's interval "
-        f"({_span(testa)})" + (f"; {_runs_against(every_a, [bert.testa])}" if every_a else "") + "."),
+    left_out = "".join(f" {row.work.split(' (')[0]}'s {row.testb:.2f} ({_how(row)}) is not a micro-averaged span F1 "
+                       "and is left out." for row in _rows("bert-base-cased reproductions") if not row.span_f1)
+    names = ", ".join(f"{row.system.split(',')[0]} {row.testb:.2f}" for row in top)
+    lines = [
+        f"**In short** (span F1 on eng.testb): {head} (95% interval {_span(testb)}, from resampling the test set).", "",
+        f"- **The BERT paper**, BERT-base {bert.testb:.2f} ({bert.how}, with document context): {ours} is "
+        f"{_gap(value, bert.testb)}{runs(every, [bert.testb])}. {bert.testb:.2f} lies {_verdict(testb, [bert.testb])}."]
+    if bert.testa is not None:
+        lines.append(f"- **On eng.testa**, the development set that chose the epoch, against BERT-base's "
+                     f"{bert.testa:.2f}: {ours} is {_gap(value_a, bert.testa)}{runs(every_a, [bert.testa], ta)}. "
+                     f"{bert.testa:.2f} lies {'inside' if _inside(testa, bert.testa) else 'outside'} this run's "
+                     f"eng.testa interval ({_span(testa)}).")
+    lines += [
         f"- **{_count(len(repro), 'independent reproduction')} of BERT-base** ({obtained}), none reporting document "
-        "context: "
-        f"{_differences(figures, tb, m)}" + (f"; {_runs_against(every, figures)}" if every else "")
-        + f". {_capital(_verdict(testb, figures))}.{left_out}",
-        f"- **{_in_words(len(top)).capitalize()} of the top systems** ({names}; {_range_of(tops)}), all with document "
-        f"context, two of them 4-5 times BERT-base's size: {_differences(tops, tb, m)}"
-        + (f"; {_runs_against(every, tops)}" if every else "") + f". {_capital(_verdict(testb, tops))}.",
-    ])
+        f"context: {ours} is {_distance(value, figures)}{runs(every, figures)}. {_capital(_verdict(testb, figures))}."
+        + left_out,
+        f"- **The top** ({names}), all with document context, two of them 4-5 times BERT-base's size: {ours} is "
+        f"{_distance(value, tops)}{runs(every, tops)}. {_capital(_verdict(testb, tops))}."]
+    return "\n".join(lines)
 
 
 def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> "pd.DataFrame":
@@ -2737,53 +2756,43 @@ def _and(items: Sequence[str]) -> str:
     return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _standing(interval: dict[str, float], figures: Sequence[float], what: str, mean: float | None = None,
-              runs: Sequence[float] = ()) -> str:
-    """Where this run, and its recipe's ``mean`` (%), stand against published ``figures``: "below BERT-base (92.40) by
-    0.85 (the recipe's mean) and 0.49 (this run)" where every gap has one sign, the signed gaps otherwise, then where
-    all the recipe's ``runs`` stand (``_runs_against``) and which figures lie inside this run's 95% interval
-    (``_verdict``)."""
-    ours = {"the recipe's mean": mean, "this run": round(100 * interval["f1"], 2)}
-    ours = {who: value for who, value in ours.items() if value is not None}
-    gaps = [value - f for value in ours.values() for f in figures]
-    side = "below" if all(g < 0 for g in gaps) else "above" if all(g > 0 for g in gaps) else None
-    where = (f"{_runs_against(runs, figures)}; " if runs else "") + (
-        f"{figures[0]:.2f} lies " if len(figures) == 1 else "") + _verdict(interval, figures)
-    if not side:
-        return f"{_differences(figures, ours['this run'], mean, what)}; {where}"
-    by = " and ".join(f"{_range_of([abs(value - f) for f in figures])} ({who})" for who, value in ours.items())
-    return f"{side} {what}{',' if ', ' in what else ''} by {by}; {where}"
+def _position(interval: dict[str, float], figures: Sequence[float], runs: Sequence[float]) -> str:
+    """Where the recipe's ``runs`` (else this run) stand against published ``figures``, and whether the figures lie
+    inside this run's 95% interval: "all 5 runs of the recipe score below 92.40 (the best 91.91); 92.40 lies inside
+    this run's 95% interval"."""
+    tb = round(100 * interval["f1"], 2)
+    where = _runs_against(runs, figures) if runs else (
+        f"this run is {_gap(tb, figures[0])}" if len(figures) == 1 else f"this run is {_distance(tb, figures)}")
+    inside = sorted(f for f in figures if _inside(interval, f))
+    outside = sorted(f for f in figures if f not in inside)
+    if not outside or not inside:
+        lie = f"{figures[0]:.2f} lies" if len(figures) == 1 else "the figures all lie"
+        return f"{where}; {lie} {'inside' if inside else 'outside'} this run's 95% interval"
+    return (f"{where}; {_and([f'{f:.2f}' for f in inside])} {'lie' if len(inside) > 1 else 'lies'} inside this run's "
+            f"95% interval, {_and([f'{f:.2f}' for f in outside])} outside")
 
 
 def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str, float],
                mean: dict[str, Any] | None = None) -> str:
-    """Markdown bullets: what this run reached (and its recipe's ``mean``), where both stand against the published
-    figures (``_standing``), and what separates this run from BERT-base's set-up."""
+    """Markdown bullets: what this run reached (and its recipe's ``mean``), where the recipe's runs stand against the
+    published figures on eng.testb (``_position``), and what separates this run from BERT-base's set-up."""
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, repro, top = _landmarks()
     size = f"{metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
     stand_in = f"an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
     about = ", ".join(part for part in (size, stand_in) if part)
-    m_a, m_b = (round(mean["testa"], 2), round(mean["testb"], 2)) if mean else (None, None)
-    runs_a, runs_b = (mean.get("every_testa", ()), mean.get("every_testb", ())) if mean else ((), ())
+    runs = mean.get("every_testb", ()) if mean else ()
     repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
-    reproductions = f"the {_count(len(repro), 'independent reproduction')}, from {_repro_range(repro)}"
-    stands = [_standing(testb, [bert.testb], f"BERT-base in the BERT paper ({bert.testb:.2f})", m_b, runs_b),
-              _standing(testb, repro_f1, reproductions, m_b, runs_b),
-              _standing(testb, top_f1, f"{_in_words(len(top))} of the top systems ({_range_of(top_f1)})", m_b, runs_b)]
-    if bert.testa is not None:
-        stands.append("on eng.testa, the development set that chose the epoch: " + _standing(
-            testa, [bert.testa], f"BERT-base ({bert.testa:.2f})", m_a, runs_a).replace(
-            "this run's 95% interval", "this run's eng.testa interval").replace("this test set", "eng.testa"))
+    points = [(f"BERT-base in the BERT paper ({bert.testb:.2f})", [bert.testb]),
+              (f"The {_count(len(repro), 'independent reproduction')} ({_range_of(repro_f1)})", repro_f1),
+              (f"The top {_in_words(len(top))} ({_range_of(top_f1)})", top_f1)]
     lines = [f"- **Result.** {metrics.get('model', 'The model')}" + (f" ({about})" if about else "")
              + f" reaches **{ta:.2f}** span F1 on eng.testa and **{tb:.2f}** on eng.testb"
-             + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{m_b:.2f}** on "
+             + (f"; the {mean['runs']} runs of its recipe {mean['precision']} average **{mean['testb']:.2f}** on "
                 "eng.testb." if mean else "."),
-             "- **Against the state of the art** (section 10), on eng.testb unless said. " + (
-                 "The recipe's runs show the spread over seeds; the interval" if runs_b else "The interval")
-             + " resamples the test set, and without a system's predictions no paired test can separate it from this "
-             "run.",
-             *[f"  - {_capital(stand)}." for stand in stands]]
+             "- **Against the state of the art** (section 10, eng.testb). A figure inside this run's 95% interval "
+             "is not shown to differ beyond this test set:",
+             *[f"  - {label}: {_position(testb, figures, runs)}." for label, figures in points]]
     diffs = [f"the encoder ({metrics.get('model')}, not {DEFAULT_MODEL})"] if metrics.get("model") != DEFAULT_MODEL else []
     diffs += [] if metrics.get("config", {}).get("context") else ["document context"]
     if diffs:
@@ -3039,7 +3048,7 @@ def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> 
     cfg = metrics["config"]
     short = (f", **a short check only** ({cfg['max_train_sentences']} training sentences, {cfg['epochs']} epoch(s))"
              if cfg.get("max_train_sentences") else "")
-    text = (f"**This rendering** fine-tuned **{metrics['model']}**{short}: span F1 {100 * metrics['testa_f1']:.2f} on "
+    text = (f"**This notebook's run** fine-tuned **{metrics['model']}**{short}: span F1 {100 * metrics['testa_f1']:.2f} on "
             f"eng.testa, the development set that chose the epoch, and {100 * metrics['testb_f1']:.2f} on the test set "
             "eng.testb (sections 4-5).")
     if mean and not short:

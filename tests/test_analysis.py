@@ -165,35 +165,39 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     wide = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, mean).split("\n")
     assert wide[0] == ("**In short** (span F1 on eng.testb): the 3 runs of this recipe in 32-bit floats average "
                        "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set).")
-    assert wide[2] == ("- **The BERT paper** (BERT-base 92.40, mean of 5 restarts, with document context): the recipe's "
-                       "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below 92.40 (11% more "
-                       "errors). 92.40 lies inside this run's 95% interval, so the gap is not shown to hold beyond this "
-                       "test set (a paired test needs its predictions). On eng.testa, the development set that chose the "
-                       "epoch, this run is 0.70 points below 96.40 (19% more errors), and 96.40 lies outside that set's "
-                       "interval (95.10-96.20).")
-    assert wide[3] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
-                       "how obtained not stated), none reporting document context: "
-                       "against them, the recipe's mean is -0.34 to +0.33 points and this run -0.31 to +0.36. The figures "
-                       "all lie inside this run's 95% interval, so no difference is shown to hold beyond this test set "
-                       "(a paired test needs their predictions). "
-                       "kamalkraj's 91.35, one run's support-weighted mean of the per-type F1, is not a span F1 and is "
-                       "left out.")
-    assert wide[4].startswith("- **Three of the top systems** (ACE, LUKE-large, FLERT; 94.09-94.60)")
-    assert wide[4].endswith("against them, the recipe's mean is -3.07 to -2.56 points and this run -3.04 to -2.53. "
-                            "The figures all lie outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.")
-    assert len(wide) == 5 and not any("level with" in line for line in wide)
+    assert wide[2] == ("- **The BERT paper**, BERT-base 92.40 (mean of 5 restarts, with document context): the recipe's "
+                       "mean is 0.87 points below 92.40 (11% more errors), this run -0.84 points. 92.40 lies inside this run's 95% interval, so "
+                       "the gap is not shown to hold beyond this test set (a paired test needs its predictions).")
+    assert wide[3] == ("- **On eng.testa**, the development set that chose the epoch, against BERT-base's 96.40: the "
+                       "recipe's mean is 0.67 points below 96.40 (19% more errors), this run -0.70 points. 96.40 lies outside this run's "
+                       "eng.testa interval (95.10-96.20).")
+    assert wide[4] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
+                       "how obtained not stated), none reporting document context: the recipe's mean is -0.34 to +0.33 "
+                       "points from them, this run -0.31 to +0.36 points. The figures all lie inside this run's 95% interval, so no difference is shown "
+                       "to hold beyond this test set (a paired test needs their predictions). kamalkraj's 91.35 (one "
+                       "run's support-weighted mean of the per-type F1) is not a micro-averaged span F1 and is left out.")
+    assert wide[5] == ("- **The top** (ACE 94.60, LUKE-large 94.30, FLERT 94.09), all with document context, two of "
+                       "them 4-5 times BERT-base's size: the recipe's mean is 2.56-3.07 points below them, this run -3.04 to -2.53 points. The figures "
+                       "all lie outside this run's 95% interval: gaps larger than this run's sampling noise on this "
+                       "test set.")
+    assert len(wide) == 6
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
-    assert "recipe's mean" not in narrow and "average" not in narrow and "this run scores **91.56**" in narrow
+    assert "recipe's mean" not in narrow and " average " not in narrow and "this run scores **91.56**" in narrow
+    assert "this run is 0.84 points below 92.40 (11% more errors)" in narrow
     assert "92.40 lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set" in narrow
-    assert ". 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference larger than " \
-           "this run's sampling noise on this test set." in narrow  # 91.20 is below 91.30
+    assert "this run is -0.31 to +0.36 points from them. 91.37 and 91.87 lie inside this run's 95% interval; 91.20 " \
+           "lies outside: a difference larger than this run's sampling noise on this test set." in narrow  # 91.20 < 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
     assert top_inside.endswith(". 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
                                "larger than this run's sampling noise on this test set.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert above.endswith("against them, this run is -0.10 to +0.41 points. The figures all lie inside this run's 95% "
+    assert above.endswith("this run is -0.10 to +0.41 points from them. The figures all lie inside this run's 95% "
                           "interval, so no difference is shown to hold beyond this test set (a paired test needs their "
                           "predictions).")
+    assert nu._distance(91.37, [91.2, 91.37, 91.87]) == "-0.50 to +0.17 points from them"
+    assert nu._distance(91.2, [91.2, 91.37]) == "0.00-0.17 points below them"  # an equal figure takes the others' side
+    assert nu._distance(91.2, [91.2]) == "equal to them"
+    assert "0.48-1.15 points above them" in nu.sota_answer(testa, {"f1": 0.9235, "low": 0.91, "high": 0.93})
 
 
 def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
@@ -239,42 +243,24 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "- **Result.** all-mpnet-base-v2 (108.9M parameters, an offline stand-in for bert-base-cased) reaches **95.72** "
         "span F1 on eng.testa and **91.56** on eng.testb; the 3 runs of its recipe in 32-bit floats average **91.53** on "
         "eng.testb.",
-        "- **Against the state of the art** (section 10), on eng.testb unless said. The interval resamples the test "
-        "set, and without a system's predictions no paired test can separate it from this run.",
-        "  - Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
-        "outside this run's 95% interval: a gap larger than this run's sampling noise on this test set.",
-        "  - Against the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and this "
-        "run -0.31 to +0.36; the figures all lie inside this run's 95% interval, so no difference is shown to hold "
-        "beyond this test set (a paired test needs their predictions).",
-        "  - Below three of the top systems (94.09-94.60) by 2.56-3.07 (the recipe's mean) and 2.53-3.04 (this run); the figures all lie "
-        "outside this run's 95% interval: gaps larger than this run's sampling noise on this test set.",
-        "  - On eng.testa, the development set that chose the epoch: below BERT-base (96.40) by 0.67 (the recipe's mean) "
-        "and 0.68 (this run); 96.40 lies outside this run's eng.testa interval: a gap larger than this run's sampling noise on eng.testa.",
+        "- **Against the state of the art** (section 10, eng.testb). A figure inside this run's 95% interval is not "
+        "shown to differ beyond this test set:",
+        "  - BERT-base in the BERT paper (92.40): this run is 0.84 points below 92.40 (11% more errors); 92.40 lies "
+        "outside this run's 95% interval.",
+        "  - The 3 independent reproductions (91.20-91.87): this run is -0.31 to +0.36 points from them; the figures "
+        "all lie inside this run's 95% interval.",
+        "  - The top three (94.09-94.60): this run is 2.53-3.04 points below them; the figures all lie outside this "
+        "run's 95% interval.",
         "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
         "and document context; section 10 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
-    assert "(the recipe's mean)" not in nu.conclusion(metrics, testa, testb)
-    assert ("Against the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), the recipe's mean is -0.34 to +0.33 points and "
-            "this run -0.31 to +0.36; 91.37 and 91.87 lie inside this run's 95% interval; 91.20 lies outside: a difference "
-            "larger than this run's sampling noise on this test set." in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
-    assert "(all-mpnet-base-v2 reaches" not in nu.conclusion({"model": nu.BASE_MODEL}, testa, testb)
+    assert ("this run is -0.31 to +0.36 points from them; 91.37 and 91.87 lie inside this run's 95% interval, 91.20 outside."
+            in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
-    assert "set-up:** document context;" in nu.conclusion(bert, testa, testb)
-    assert "set-up" not in nu.conclusion(bert | {"config": {"context": 32}}, testa, testb)
-    wide = {"f1": 0.9156, "low": 0.905, "high": 0.925}  # 92.40 inside: below it on both figures, sign not established
-    assert ("Below BERT-base in the BERT paper (92.40) by 0.87 (the recipe's mean) and 0.84 (this run); 92.40 lies "
-            "inside this run's 95% interval, so the gap is not shown to hold beyond this test set (a paired test needs "
-            "its predictions).") in nu.conclusion(
-        metrics, testa, wide, mean)
-    assert "Above the 3 independent reproductions, from 91.20 (mean of 10 runs) to 91.87 (how obtained not stated), by 0.04-0.71 (this run); the figures all lie inside" in nu.conclusion(
-        metrics, testa, wide | {"f1": 0.9191})
-    assert "Above BERT-base in the BERT paper (92.40) by 2.60 (this run); 92.40 lies outside" in nu.conclusion(
-        metrics, testa, {"f1": 0.95, "low": 0.94, "high": 0.96})
-    straddle = {"f1": 0.9250, "low": 0.9245, "high": 0.9255}  # this run above 92.40, the mean below: signed gaps
-    assert ("Against BERT-base in the BERT paper (92.40), the recipe's mean is -0.87 points and this run +0.10; 92.40 "
-            "lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set.") in nu.conclusion(
-        metrics, testa, straddle, mean)
+    assert nu.conclusion(bert, testa, testb).endswith("set-up:** document context; section 10 says what is measured of each.")
+    assert "set-up" not in nu.conclusion(bert | {"config": {"context": True}}, testa, testb)
+
 
 
 def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_group():
@@ -441,7 +427,7 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
     metrics = _metrics() | {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True,
                             "asked": "bert-base-cased"}
     text = nu.run_summary(metrics)
-    assert text.startswith("**This rendering** fine-tuned **all-mpnet-base-v2**: span F1 96.00 on eng.testa, the "
+    assert text.startswith("**This notebook's run** fine-tuned **all-mpnet-base-v2**: span F1 96.00 on eng.testa, the "
                            "development set that chose the epoch, and 92.00 on the test set eng.testb")
     assert "average" not in text
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.554}
@@ -530,9 +516,14 @@ def test_every_ablation_line_is_compared_with_a_line_before_it():
 def test_the_recipes_runs_say_above_or_below_only_when_every_run_agrees():
     assert nu._runs_against([91.55, 91.54, 91.91], [92.4]) == "all 3 runs of the recipe score below 92.40 (the best 91.91)"
     assert nu._runs_against([91.55, 91.91], [91.2, 91.37, 91.87]) == ("both runs of the recipe score above 91.20 and "
-                                                                       "91.37 (the lowest 91.55); the recipe's runs are "
-                                                                       "level with 91.87 (1 of 2 above it)")
-    assert nu._runs_against([91.874, 91.9], [91.87]) == "the recipe's runs are level with 91.87 (1 of 2 above it)"  # a tie
+                                                                       "91.37 (the lowest 91.55); 1 of 2 runs of the "
+                                                                       "recipe scores below 91.87 (1 above)")
+    assert nu._runs_against([91.55, 91.54, 91.66, 91.49, 91.91], [91.87]) == (
+        "4 of 5 runs of the recipe score below 91.87 (1 above)")  # the larger side first
+    assert nu._runs_against([91.9, 91.95, 91.5], [91.87]) == "2 of 3 runs of the recipe score above 91.87 (1 below)"
+    assert nu._runs_against([91.874, 91.9, 91.5], [91.87]) == (
+        "1 of 3 runs of the recipe scores below 91.87 (1 above, 1 equal to it)")  # a tie as printed
+    assert nu._runs_against([91.87, 91.87], [91.87]) == "both runs of the recipe equal 91.87"
     assert nu._runs_against([95.0], [96.4, 96.4]) == "the recipe's one run (95.00) scores below 96.40"  # one figure once
 
 
@@ -542,20 +533,22 @@ def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each
             "every_testa": [95.69, 95.78, 95.69, 95.73, 95.3], "every_testb": [91.55, 91.54, 91.66, 91.49, 91.91]}
     answer = nu.sota_answer(testa, testb, mean)
     assert "average **91.58**, and its 5 runs in any precision span 91.49-91.91;" in answer
-    assert ("this run 0.74 points below 92.40 (10% more errors); all 5 runs of the recipe score below 92.40 (the best "
-            "91.91). 92.40 lies inside this run's 95% interval") in answer
-    assert "and 96.40 lies inside that set's interval (94.72-96.61); all 5 runs of the recipe score below 96.40 " \
-           "(the best 95.78)." in answer
-    assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); the recipe's runs are level with "
-            "91.87 (1 of 5 above it). The figures all lie inside") in answer
+    assert ("the recipe's mean is 0.82 points below 92.40 (11% more errors), this run -0.74 points; all 5 runs of the recipe score below 92.40 "
+            "(the best 91.91). 92.40 lies inside this run's 95% interval") in answer
+    assert "the recipe's mean is 0.68 points below 96.40 (19% more errors), this run -0.71 points; all 5 runs of the recipe score below 96.40 " \
+           "(the best 95.78). 96.40 lies inside this run's eng.testa interval (94.72-96.61)." in answer
+    assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); 4 of 5 runs of the recipe score "
+            "below 91.87 (1 above). The figures all lie inside") in answer
     assert "all 5 runs of the recipe score below 94.09, 94.30 and 94.60 (the best 91.91). The figures all lie outside" in answer
+    assert "level with" not in answer
     assert " span " not in nu.sota_answer(testa, testb, mean | {"every_testb": [91.55, 91.54, 91.66]}).split("\n")[0]
     metrics = {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True, "asked": "bert-base-cased"}
     lines = nu.conclusion(metrics, testa, testb, mean).split("\n")
-    assert lines[2] == ("  - Below BERT-base in the BERT paper (92.40) by 0.82 (the recipe's mean) and 0.74 (this run); all 5 "
-                        "runs of the recipe score below 92.40 (the best 91.91); 92.40 lies inside this run's 95% interval, "
-                        "so the gap is not shown to hold beyond this test set (a paired test needs its predictions).")
-    assert "sign" not in "\n".join(lines)
+    assert lines[2] == ("  - BERT-base in the BERT paper (92.40): all 5 runs of the recipe score below 92.40 (the best "
+                        "91.91); 92.40 lies inside this run's 95% interval.")
+    assert lines[3] == ("  - The 3 independent reproductions (91.20-91.87): all 5 runs of the recipe score above 91.20 and "
+                        "91.37 (the lowest 91.49); 4 of 5 runs of the recipe score below 91.87 (1 above); the figures all "
+                        "lie inside this run's 95% interval.")
     gaps = nu.sota_gaps(testa, testb, mean)
     assert gaps.loc["BERT-base, 110M", "runs of the recipe above it"].tolist() == ["0 of 5", "0 of 5"]  # testa, testb
     assert gaps.set_index("work").loc["allanj (GitHub)", "runs of the recipe above it"] == "1 of 5"
