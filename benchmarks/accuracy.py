@@ -358,10 +358,9 @@ BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F
                      "Its eng.testb predictions are kept for the notebook's paired bootstrap (seed 0 against seed 42).",
     "mpnet-lr1e4-s42": "`mpnet-lr1e4-s42` is the notebook's own run (`make notebook`, `auto` resolving to fp32) on a "
                        "2-core AMD EPYC with AVX2 only (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s), scored with "
-                       "`--from-run outputs/ner`; it ran alone apart from a code review's small snippets in its first "
-                       "minutes. The rendering before it, on a 2-core Intel Xeon (Ice Lake) without native bf16, scored "
+                       "`--from-run outputs/ner`; it ran alone. A rendering before it, on a 2-core Intel Xeon (Ice Lake) without native bf16, scored "
                        "95.69 / 91.66 in 3,797 s of training at 295 pieces/s: the same seed and precision on other "
-                       "kernels. The fp32 rendering before that, on the same kind of AMD EPYC as this one, scored the "
+                       "kernels. The two fp32 renderings before this one on the same kind of AMD EPYC scored the "
                        "same 95.72 / 91.56.",
 }
 
