@@ -881,7 +881,7 @@ def _hub_unreachable_reason(timeout: float = 3.0) -> str | None:
     NO_PROXY) or the system names (a CONNECT tunnel, with the proxy's credentials), else straight to the hub."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").lower() in ("1", "true", "yes", "on"):
-            return "the model hub is switched off"
+            return "downloads from the model hub are switched off here"
     import base64
     import http.client
     import socket
@@ -1370,7 +1370,7 @@ def choose_recipe(model: Any) -> tuple[str, Recipe, str]:
     info, cfg = getattr(model, "ner_info", {}) or {}, model.config
     for key, name in (("embedded", EMBEDDED_MODEL), ("base", BASE_MODEL)):
         if info.get("model") == name:
-            return key, RECIPES[key], f"the checkpoint is the {'embedded' if key == 'embedded' else 'offline'} {name}"
+            return key, RECIPES[key], f"the model is {'the embedded ' if key == 'embedded' else ''}{name}"
     size = (getattr(cfg, "num_hidden_layers", None), getattr(cfg, "hidden_size", None))
     if info.get("cased") and size == (12, 768):
         return "bert-base", RECIPES["bert-base"], "the checkpoint is cased with 12 layers of hidden size 768 (BERT-base)"
@@ -2207,8 +2207,10 @@ def paired_bootstrap(gold: Sequence[Sentence], pred_a: Sequence[Sequence[str]], 
 
 CONLLPP_FILE = "conllpp_test.txt"
 # The CrossWeigh README (Wang, Z. et al., 2019): eng.testb and CoNLL++ F1, each a mean of 5 runs on eng.train.
-CONLLPP_PUBLISHED = [("LSTM-CRF (Lample et al., 2016)", 90.64, 91.47), ("ELMo (Peters et al., 2018)", 92.28, 93.42),
-                     ("Flair (Akbik et al., 2018)", 92.87, 93.89)]  # CrossWeigh's own re-runs, not the papers' figures
+CONLLPP_PUBLISHED = [  # all seven of CrossWeigh's own re-runs (its README's table), not the papers' figures
+    ("LSTM-CRF (Lample et al., 2016)", 90.64, 91.47), ("LSTM-CNNs-CRF (Ma & Hovy, 2016)", 90.65, 91.87),
+    ("VanillaNER", 91.44, 92.32), ("ELMo (Peters et al., 2018)", 92.28, 93.42), ("Flair (Akbik et al., 2018)", 92.87, 93.89),
+    ("Pooled Flair (Akbik et al., 2019)", 93.14, 94.13), ("GCDT (Liu, Y. et al., 2019)", 93.33, 94.58)]
 
 
 def find_conllpp(source: str | os.PathLike | None = None) -> Path | None:
@@ -2519,8 +2521,8 @@ SOTA = [
               "train", "ACL 2021; Alibaba-NLP/ACE README, config/doc_ner_best.yaml"),
     Published("the top", "Yamada et al. (2020)", "LUKE-large, 483M", 94.3, "as reported", "document", "train",
               "EMNLP 2020; studio-ousia/luke README, issue 24 ('Train on dev')"),
-    Published("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "mean of 3 runs", "document",
-              "not stated", "arXiv:2011.06993; flairNLP/flair issue 2200"),
+    Published("the top", "Schweter & Akbik (2020)", "FLERT, XLM-R large, 550M", 94.09, "as reported", "document",
+              "not stated", "arXiv:2011.06993"),
     Published("earlier", "Akbik et al. (2018)", "Flair embeddings + BiLSTM-CRF", 93.09, "mean of 5 runs", "sentence",
               "train+dev (about 92.6 on train alone)", "COLING 2018; flairNLP/flair issue 754"),
     Published("earlier", "Peters et al. (2018)", "ELMo + BiLSTM-CRF", 92.22, "mean of 5 runs", "sentence", "train",
@@ -2594,12 +2596,6 @@ def _span(interval: dict[str, float]) -> str:
     return f"{100 * interval['low']:.2f}-{100 * interval['high']:.2f}"
 
 
-def _range(values: Sequence[float]) -> str:
-    """"+0.04 to +0.71", or one signed value."""
-    low, high = round(min(values), 2) + 0.0, round(max(values), 2) + 0.0
-    return f"{low:+.2f}" if low == high else f"{low:+.2f} to {high:+.2f}"
-
-
 def _range_of(figures: Sequence[float]) -> str:
     """"91.20-91.87": the lowest and highest published F1, or one figure."""
     return f"{min(figures):.2f}" if min(figures) == max(figures) else f"{min(figures):.2f}-{max(figures):.2f}"
@@ -2668,13 +2664,18 @@ def _capital(text: str) -> str:
 
 
 def _distance(value: float, figures: Sequence[float]) -> str:
-    """"2.54-3.05 points below them" where every gap has one sign, "-0.32 to +0.35 points from them" otherwise."""
+    """"2.54-3.05 points below them" where every gap has one sign; otherwise each side named, "0.18-0.35 points above
+    91.20 and 91.37, 0.32 points below 91.87"."""
     gaps = [round(value - f, 2) + 0.0 for f in figures]
     if not any(gaps):
-        return "equal to them"
+        return "level with them"
     if all(g <= 0 for g in gaps) or all(g >= 0 for g in gaps):
         return f"{_range_of([abs(g) for g in gaps])} points {'below' if min(gaps) < 0 else 'above'} them"
-    return f"{_range(gaps)} points from them"
+    sides = [(word, sorted((f, abs(g)) for f, g in zip(figures, gaps) if g * sign > 0))
+             for word, sign in (("above", 1), ("below", -1))]
+    level = [f"{f:.2f}" for f, g in sorted(zip(figures, gaps)) if not g]
+    return ", ".join([f"{_range_of([g for _, g in pairs])} points {word} {_and([f'{f:.2f}' for f, _ in pairs])}"
+                      for word, pairs in sides] + ([f"level with {_and(level)}"] if level else []))
 
 
 def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> str:
@@ -2693,7 +2694,8 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
 
     def runs(values: Sequence[float], figures: Sequence[float], this: float = tb) -> str:
         """This run's gap where the recipe's mean leads, then where every run stands."""
-        return ((f", this run {_range([this - f for f in figures])} points" if mean else "")
+        gap = _distance(this, figures)
+        return ((f", this run {gap if gap.startswith('level') else gap.removesuffix(' them')}" if mean else "")
                 + (f"; {_runs_against(values, figures)}" if values else ""))
 
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
@@ -2903,7 +2905,7 @@ def ablation_table(metrics: dict[str, Any] | None = None, folder: str | os.PathL
     against = {line[0]: line[4] if len(line) > 4 else before[0] for before, line in zip([None, *ABLATION], ABLATION)}
     also = {line[0]: line[1] for line in ABLATION}
     shown = list(table.index)
-    table["compared with (blank: the line above)"] = ["" if against[label] in shown[i - 1:i] else against[label] + (
+    table["compared with"] = ["" if against[label] in shown[i - 1:i] else against[label] + (
         " (not run)" if against[label] in against and against[label] not in shown else "")
         for i, label in enumerate(shown)]
     table["what else changed"] = [also[label] for label in table.index]
@@ -3056,9 +3058,9 @@ def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> 
                  "(section 6).")
     if metrics.get("fallback"):
         text += (f"\n\n**The model.** The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be "
-                 f"loaded where it ran (no model hub, no local copy), so the code fell back to {metrics['model']}: "
+                 f"downloaded where it ran, so the code fell back to {metrics['model']}, installed there: "
                  + OFFLINE_MODELS.get(metrics["model"], "an offline checkpoint").format(p=p)
-                 + f". With the model hub (Colab), the same cells load `{DEFAULT_MODEL}`; no such run is shown here.")
+                 + f". On Colab the same cells load `{DEFAULT_MODEL}`; no such run is shown here.")
     if short:
         return text
     bert, repro, top = _landmarks()

@@ -166,18 +166,19 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     assert wide[0] == ("**In short** (span F1 on eng.testb): the 3 runs of this recipe in 32-bit floats average "
                        "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set).")
     assert wide[2] == ("- **The BERT paper**, BERT-base 92.40 (mean of 5 restarts, with document context): the recipe's "
-                       "mean is 0.87 points below 92.40 (11% more errors), this run -0.84 points. 92.40 lies inside this run's 95% interval, so "
+                       "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below. 92.40 lies inside this run's 95% interval, so "
                        "the gap is not shown to hold beyond this test set (a paired test needs its predictions).")
     assert wide[3] == ("- **On eng.testa**, the development set that chose the epoch, against BERT-base's 96.40: the "
-                       "recipe's mean is 0.67 points below 96.40 (19% more errors), this run -0.70 points. 96.40 lies outside this run's "
+                       "recipe's mean is 0.67 points below 96.40 (19% more errors), this run 0.70 points below. 96.40 lies outside this run's "
                        "eng.testa interval (95.10-96.20).")
     assert wide[4] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
-                       "how obtained not stated), none reporting document context: the recipe's mean is -0.34 to +0.33 "
-                       "points from them, this run -0.31 to +0.36 points. The figures all lie inside this run's 95% interval, so no difference is shown "
+                       "how obtained not stated), none reporting document context: the recipe's mean is 0.16-0.33 "
+                       "points above 91.20 and 91.37, 0.34 points below 91.87, this run 0.19-0.36 points above 91.20 and "
+                       "91.37, 0.31 points below 91.87. The figures all lie inside this run's 95% interval, so no difference is shown "
                        "to hold beyond this test set (a paired test needs their predictions). kamalkraj's 91.35 (one "
                        "run's support-weighted mean of the per-type F1) is not a micro-averaged span F1 and is left out.")
     assert wide[5] == ("- **The top** (ACE 94.60, LUKE-large 94.30, FLERT 94.09), all with document context, two of "
-                       "them 4-5 times BERT-base's size: the recipe's mean is 2.56-3.07 points below them, this run -3.04 to -2.53 points. The figures "
+                       "them 4-5 times BERT-base's size: the recipe's mean is 2.56-3.07 points below them, this run 2.53-3.04 points below. The figures "
                        "all lie outside this run's 95% interval: gaps larger than this run's sampling noise on this "
                        "test set.")
     assert len(wide) == 6
@@ -185,18 +186,19 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     assert "recipe's mean" not in narrow and " average " not in narrow and "this run scores **91.56**" in narrow
     assert "this run is 0.84 points below 92.40 (11% more errors)" in narrow
     assert "92.40 lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set" in narrow
-    assert "this run is -0.31 to +0.36 points from them. 91.37 and 91.87 lie inside this run's 95% interval; 91.20 " \
+    assert "this run is 0.19-0.36 points above 91.20 and 91.37, 0.31 points below 91.87. 91.37 and 91.87 lie inside this run's 95% interval; 91.20 " \
            "lies outside: a difference larger than this run's sampling noise on this test set." in narrow  # 91.20 < 91.30
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
     assert top_inside.endswith(". 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
                                "larger than this run's sampling noise on this test set.")  # 94.30 is above 94.25
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert above.endswith("this run is -0.10 to +0.41 points from them. The figures all lie inside this run's 95% "
+    assert above.endswith("this run is 0.20-0.41 points above 94.09 and 94.30, 0.10 points below 94.60. The figures all lie inside "
+                          "this run's 95% "
                           "interval, so no difference is shown to hold beyond this test set (a paired test needs their "
                           "predictions).")
-    assert nu._distance(91.37, [91.2, 91.37, 91.87]) == "-0.50 to +0.17 points from them"
+    assert nu._distance(91.37, [91.2, 91.37, 91.87]) == "0.17 points above 91.20, 0.50 points below 91.87, level with 91.37"
     assert nu._distance(91.2, [91.2, 91.37]) == "0.00-0.17 points below them"  # an equal figure takes the others' side
-    assert nu._distance(91.2, [91.2]) == "equal to them"
+    assert nu._distance(91.2, [91.2]) == "level with them"
     assert "0.48-1.15 points above them" in nu.sota_answer(testa, {"f1": 0.9235, "low": 0.91, "high": 0.93})
 
 
@@ -247,15 +249,15 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "shown to differ beyond this test set:",
         "  - BERT-base in the BERT paper (92.40): this run is 0.84 points below 92.40 (11% more errors); 92.40 lies "
         "outside this run's 95% interval.",
-        "  - The 3 independent reproductions (91.20-91.87): this run is -0.31 to +0.36 points from them; the figures "
-        "all lie inside this run's 95% interval.",
+        "  - The 3 independent reproductions (91.20-91.87): this run is 0.19-0.36 points above 91.20 and 91.37, 0.31 points "
+        "below 91.87; the figures all lie inside this run's 95% interval.",
         "  - The top three (94.09-94.60): this run is 2.53-3.04 points below them; the figures all lie outside this "
         "run's 95% interval.",
         "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
         "and document context; section 10 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
-    assert ("this run is -0.31 to +0.36 points from them; 91.37 and 91.87 lie inside this run's 95% interval, 91.20 outside."
+    assert ("this run is 0.19-0.36 points above 91.20 and 91.37, 0.31 points below 91.87; 91.37 and 91.87 lie inside this run's 95% interval, 91.20 outside."
             in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
     assert nu.conclusion(bert, testa, testb).endswith("set-up:** document context; section 10 says what is measured of each.")
@@ -397,17 +399,17 @@ def test_ablation_and_seed_tables_place_this_run_by_recipe_and_precision(tmp_pat
     table = nu.ablation_table(_metrics(), tmp_path)
     bf16 = nu.ABLATION[8][0]
     assert table.loc[bf16, "seeds"] == 1 and table.loc[bf16, "eng.testb F1"] == "92.00"
-    assert table.index.name is None and list(table.columns[-2:]) == ["compared with (blank: the line above)", "what else changed"]
+    assert table.index.name is None and list(table.columns[-2:]) == ["compared with", "what else changed"]
     assert list(table.columns[:3]) == ["seeds", "eng.testa F1", "eng.testb F1"]  # the scores first
     assert table.loc[nu.ABLATION[7][0], "what else changed"] == nu.ABLATION[7][1]
-    assert table.loc[bf16, "compared with (blank: the line above)"] == ""
-    assert table.loc[nu.ABLATION[7][0], "compared with (blank: the line above)"] == f"{nu.ABLATION[4][0]} (not run)"  # no MiniLM rows here
+    assert table.loc[bf16, "compared with"] == ""
+    assert table.loc[nu.ABLATION[7][0], "compared with"] == f"{nu.ABLATION[4][0]} (not run)"  # no MiniLM rows here
     (tmp_path / "more").mkdir()
     _write_rows(tmp_path / "more", "mpnet-lr1e4", {0: (0.957, 0.9155)})
     _write_rows(tmp_path / "more", "final6", {0: (0.94, 0.9)})
     full = nu.ablation_table(_metrics(), tmp_path / "more")
-    assert full.loc[nu.ABLATION[7][0], "compared with (blank: the line above)"] == "" and full.index[0] == nu.ABLATION[4][0]
-    assert full.loc[nu.ABLATION[4][0], "compared with (blank: the line above)"] == f"{nu.ABLATION[3][0]} (not run)"
+    assert full.loc[nu.ABLATION[7][0], "compared with"] == "" and full.index[0] == nu.ABLATION[4][0]
+    assert full.loc[nu.ABLATION[4][0], "compared with"] == f"{nu.ABLATION[3][0]} (not run)"
     assert table.loc[nu.ABLATION[7][0], "seeds"] == 2  # the fp32 line does not take a bf16 run
     assert bf16 not in nu.ablation_table(_metrics(max_eval_sentences=10), tmp_path).index
     seeds = nu.seed_table(_metrics(), tmp_path)
@@ -433,7 +435,7 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.554}
     assert "(sections 4-5). The 3 runs of its recipe in 32-bit floats average **91.55** on eng.testb (section 6)." in \
         nu.run_summary(metrics, mean)
-    assert "`bert-base-cased`, which could not be loaded" in text and "108.9M parameters" in text and "not BERT" in text
+    assert "`bert-base-cased`, which could not be downloaded" in text and "108.9M parameters" in text and "not BERT" in text
     assert text.endswith("\n\n**For comparison** (section 10), on eng.testb: 92.40 for BERT-base in the BERT paper (with "
                          "document context), 91.20 (mean of 10 runs) to 91.87 (how obtained not stated) for independent "
                          "reproductions, and 94.60 at the top.")
@@ -533,9 +535,9 @@ def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each
             "every_testa": [95.69, 95.78, 95.69, 95.73, 95.3], "every_testb": [91.55, 91.54, 91.66, 91.49, 91.91]}
     answer = nu.sota_answer(testa, testb, mean)
     assert "average **91.58**, and its 5 runs in any precision span 91.49-91.91;" in answer
-    assert ("the recipe's mean is 0.82 points below 92.40 (11% more errors), this run -0.74 points; all 5 runs of the recipe score below 92.40 "
+    assert ("the recipe's mean is 0.82 points below 92.40 (11% more errors), this run 0.74 points below; all 5 runs of the recipe score below 92.40 "
             "(the best 91.91). 92.40 lies inside this run's 95% interval") in answer
-    assert "the recipe's mean is 0.68 points below 96.40 (19% more errors), this run -0.71 points; all 5 runs of the recipe score below 96.40 " \
+    assert "the recipe's mean is 0.68 points below 96.40 (19% more errors), this run 0.71 points below; all 5 runs of the recipe score below 96.40 " \
            "(the best 95.78). 96.40 lies inside this run's eng.testa interval (94.72-96.61)." in answer
     assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); 4 of 5 runs of the recipe score "
             "below 91.87 (1 above). The figures all lie inside") in answer

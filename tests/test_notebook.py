@@ -236,7 +236,7 @@ def test_the_notebook_replay_uses_the_embedded_model_and_cannot_reach_the_hub(tm
     done = subprocess.run([*words, sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "LOADED all-MiniLM-L6-v2 | the model hub is switched off" in done.stdout
+    assert "LOADED all-MiniLM-L6-v2 | downloads from the model hub are switched off here" in done.stdout
     # the same command without the replay's environment would have used the cached bert-base-cased
     plain = subprocess.run([sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env | {"HF_HUB_OFFLINE": "1"},
                            capture_output=True, text=True, timeout=300)

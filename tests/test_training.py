@@ -650,8 +650,8 @@ def test_metrics_json_is_replaced_whole_or_not_at_all(tmp_path, tiny_model_dir, 
 def test_the_recipe_is_described_in_words(monkeypatch):
     monkeypatch.setattr(nu, "resolve_precision", lambda setting="auto", device=None: "bf16")
     config = nu.replace(nu.TrainConfig(), **{f: getattr(nu.RECIPES["base"], f) for f in nu.RECIPE_FIELDS})
-    text = nu.describe_recipe(config, "base", "the checkpoint is the offline all-mpnet-base-v2")
-    assert text == ("recipe: all-mpnet-base-v2 (base-sized, uncased), because the checkpoint is the offline "
+    text = nu.describe_recipe(config, "base", "the model is all-mpnet-base-v2")
+    assert text == ("recipe: all-mpnet-base-v2 (base-sized, uncased), because the model is "
                     "all-mpnet-base-v2; its settings were the small model's final recipe (chosen on eng.testa, ablation "
                     "table) with 4 epochs instead of 6, to bound the training time; the 4 epochs were not chosen by a "
                     "measurement\n"
