@@ -1007,7 +1007,7 @@ def _load_tokenizer(path: str, vocab_size: int | None, **kwargs: Any) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
         if _byte_level(tokenizer):
             tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, add_prefix_space=True, **kwargs)
-    except Exception as err:  # noqa: BLE001 - transformers 4.x raises here when the files are absent
+    except Exception as err:  # transformers 4.x raises here when the files are absent
         if not Path(path).is_dir():
             raise
         raise ModelLoadError(f"{path}: could not load its tokenizer ({_first_line(err)}); its tokenizer files are "
@@ -1076,7 +1076,7 @@ def _is_embedded(asked: str) -> bool:
         return True
     try:
         return Path(asked).expanduser().resolve() == embedded_model_path().resolve()
-    except Exception:  # noqa: BLE001 - the package may be missing; then it is not the embedded model
+    except Exception:  # the package may be missing; then it is not the embedded model
         return False
 
 
@@ -1103,7 +1103,7 @@ def _load_asked(asked: str, labels: Sequence[str], trained: bool) -> tuple[Any, 
             return (*_from_pretrained(str(folder), labels, trained), asked)
         except UnusableModelError:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise ModelLoadError(f"the folder {folder} exists but could not be loaded: {_first_line(err)}") from err
     if asked.startswith(("/", "./", "../", "~")) or folder.exists():
         raise ModelLoadError(f"{folder} is a file, not a model folder" if folder.exists() else f"no such folder: {folder}")
@@ -1149,7 +1149,7 @@ def load_model(name_or_path: str | None = None, labels: Sequence[str] = LABELS, 
         model, tok, resolved = _load_asked(asked, labels, trained)
     except UnusableModelError:  # the checkpoint loads, but cannot do what was asked: never replaced
         raise
-    except Exception as err:  # noqa: BLE001 - every failure is reported, then falls back or re-raises
+    except Exception as err:  # every failure is reported, then falls back or re-raises
         reason = str(err) if isinstance(err, ModelLoadError) else _first_line(err)
         named = "" if origin == "argument" else f" ({origin})"  # where the name came from, unless passed directly
         if not fallback or trained or _is_base(asked):
@@ -1376,7 +1376,7 @@ def choose_recipe(model: Any) -> tuple[str, Recipe, str]:
         return "bert-base", RECIPES["bert-base"], "the checkpoint is cased with 12 layers of hidden size 768 (BERT-base)"
     return ("conservative", RECIPES["conservative"],
             f"the checkpoint ({'cased' if info.get('cased') else 'uncased'}, {size[0]} layers, hidden {size[1]}) "
-            "is neither an offline checkpoint of this project nor a cased BERT-base")
+            "is neither a checkpoint this project installs nor a cased BERT-base")
 
 
 def resolve_config(config: TrainConfig, model: Any) -> tuple[TrainConfig, str, str]:
@@ -1649,7 +1649,7 @@ def _load_checkpoint(folder: Path, expected: dict) -> dict[str, Any]:
                   for name in ("model", "optimizer", "scheduler", "rng")}
         loaded |= {name: torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
                    if (folder / f"{name}.pt").exists() else None for name in ("best", "scaler")}
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise CheckpointError(f"{folder}: corrupt checkpoint ({type(err).__name__}: {err}); delete the folder to "
                               "start again, or point output_dir elsewhere") from None
     saved = state.get("identity", {})
@@ -2664,18 +2664,20 @@ def _capital(text: str) -> str:
 
 
 def _distance(value: float, figures: Sequence[float]) -> str:
-    """"2.54-3.05 points below them" where every gap has one sign; otherwise each side named, "0.18-0.35 points above
-    91.20 and 91.37, 0.32 points below 91.87"."""
-    gaps = [round(value - f, 2) + 0.0 for f in figures]
-    if not any(gaps):
-        return "level with them"
-    if all(g <= 0 for g in gaps) or all(g >= 0 for g in gaps):
-        return f"{_range_of([abs(g) for g in gaps])} points {'below' if min(gaps) < 0 else 'above'} them"
-    sides = [(word, sorted((f, abs(g)) for f, g in zip(figures, gaps) if g * sign > 0))
-             for word, sign in (("above", 1), ("below", -1))]
-    level = [f"{f:.2f}" for f, g in sorted(zip(figures, gaps)) if not g]
-    return ", ".join([f"{_range_of([g for _, g in pairs])} points {word} {_and([f'{f:.2f}' for f, _ in pairs])}"
-                      for word, pairs in sides] + ([f"level with {_and(level)}"] if level else []))
+    """"2.54-3.05 points below them" where every figure lies on one side; otherwise each side named, lowest figure
+    first: "0.18-0.35 points above 91.20 and 91.37, 0.32 points below 91.87" (a figure equal as printed: "level with")."""
+    gaps = [(f, round(value - f, 2) + 0.0) for f in sorted(set(figures))]
+    above, below = [(f, g) for f, g in gaps if g > 0], [(f, -g) for f, g in gaps if g < 0]
+    level = [f"{f:.2f}" for f, g in gaps if not g]
+    them = "them" if len(gaps) > 1 else "it"
+    if not above and not below:
+        return f"level with {them}"
+    if not level and not (above and below):
+        side, pairs = ("above", above) if above else ("below", below)
+        return f"{_range_of([g for _, g in pairs])} points {side} {them}"
+    parts = [f"{_range_of([g for _, g in pairs])} points {side} {_and([f'{f:.2f}' for f, _ in pairs])}"
+             for side, pairs in (("above", above), ("below", below)) if pairs]
+    return ", ".join(parts[:1] + ([f"level with {_and(level)}"] if level else []) + parts[1:])
 
 
 def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str, Any] | None = None) -> str:
@@ -2694,9 +2696,7 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
 
     def runs(values: Sequence[float], figures: Sequence[float], this: float = tb) -> str:
         """This run's gap where the recipe's mean leads, then where every run stands."""
-        gap = _distance(this, figures)
-        return ((f", this run {gap if gap.startswith('level') else gap.removesuffix(' them')}" if mean else "")
-                + (f"; {_runs_against(values, figures)}" if values else ""))
+        return (f"; this run is {_distance(this, figures)}" if mean else "") + (f"; {_runs_against(values, figures)}" if values else "")
 
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
     obtained = "; ".join(f"{row.testb:.2f}, {_how(row)}" for row in repro)
@@ -2781,7 +2781,7 @@ def conclusion(metrics: dict[str, Any], testa: dict[str, float], testb: dict[str
     ta, tb = round(100 * testa["f1"], 2), round(100 * testb["f1"], 2)
     bert, repro, top = _landmarks()
     size = f"{metrics['parameters'] / 1e6:.1f}M parameters" if metrics.get("parameters") else ""
-    stand_in = f"an offline stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
+    stand_in = f"a stand-in for {metrics.get('asked') or DEFAULT_MODEL}" if metrics.get("fallback") else ""
     about = ", ".join(part for part in (size, stand_in) if part)
     runs = mean.get("every_testb", ()) if mean else ()
     repro_f1, top_f1 = [row.testb for row in repro], [row.testb for row in top]
@@ -3058,8 +3058,8 @@ def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> 
                  "(section 6).")
     if metrics.get("fallback"):
         text += (f"\n\n**The model.** The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be "
-                 f"downloaded where it ran, so the code fell back to {metrics['model']}, installed there: "
-                 + OFFLINE_MODELS.get(metrics["model"], "an offline checkpoint").format(p=p)
+                 f"loaded where it ran, so the code fell back to {metrics['model']}, installed there: "
+                 + OFFLINE_MODELS.get(metrics["model"], "an installed checkpoint").format(p=p)
                  + f". On Colab the same cells load `{DEFAULT_MODEL}`; no such run is shown here.")
     if short:
         return text

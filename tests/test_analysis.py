@@ -166,19 +166,19 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     assert wide[0] == ("**In short** (span F1 on eng.testb): the 3 runs of this recipe in 32-bit floats average "
                        "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set).")
     assert wide[2] == ("- **The BERT paper**, BERT-base 92.40 (mean of 5 restarts, with document context): the recipe's "
-                       "mean is 0.87 points below 92.40 (11% more errors), this run 0.84 points below. 92.40 lies inside this run's 95% interval, so "
+                       "mean is 0.87 points below 92.40 (11% more errors); this run is 0.84 points below it. 92.40 lies inside this run's 95% interval, so "
                        "the gap is not shown to hold beyond this test set (a paired test needs its predictions).")
     assert wide[3] == ("- **On eng.testa**, the development set that chose the epoch, against BERT-base's 96.40: the "
-                       "recipe's mean is 0.67 points below 96.40 (19% more errors), this run 0.70 points below. 96.40 lies outside this run's "
+                       "recipe's mean is 0.67 points below 96.40 (19% more errors); this run is 0.70 points below it. 96.40 lies outside this run's "
                        "eng.testa interval (95.10-96.20).")
     assert wide[4] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
                        "how obtained not stated), none reporting document context: the recipe's mean is 0.16-0.33 "
-                       "points above 91.20 and 91.37, 0.34 points below 91.87, this run 0.19-0.36 points above 91.20 and "
+                       "points above 91.20 and 91.37, 0.34 points below 91.87; this run is 0.19-0.36 points above 91.20 and "
                        "91.37, 0.31 points below 91.87. The figures all lie inside this run's 95% interval, so no difference is shown "
                        "to hold beyond this test set (a paired test needs their predictions). kamalkraj's 91.35 (one "
                        "run's support-weighted mean of the per-type F1) is not a micro-averaged span F1 and is left out.")
     assert wide[5] == ("- **The top** (ACE 94.60, LUKE-large 94.30, FLERT 94.09), all with document context, two of "
-                       "them 4-5 times BERT-base's size: the recipe's mean is 2.56-3.07 points below them, this run 2.53-3.04 points below. The figures "
+                       "them 4-5 times BERT-base's size: the recipe's mean is 2.56-3.07 points below them; this run is 2.53-3.04 points below them. The figures "
                        "all lie outside this run's 95% interval: gaps larger than this run's sampling noise on this "
                        "test set.")
     assert len(wide) == 6
@@ -196,9 +196,11 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
                           "this run's 95% "
                           "interval, so no difference is shown to hold beyond this test set (a paired test needs their "
                           "predictions).")
-    assert nu._distance(91.37, [91.2, 91.37, 91.87]) == "0.17 points above 91.20, 0.50 points below 91.87, level with 91.37"
-    assert nu._distance(91.2, [91.2, 91.37]) == "0.00-0.17 points below them"  # an equal figure takes the others' side
-    assert nu._distance(91.2, [91.2]) == "level with them"
+    assert nu._distance(91.37, [91.2, 91.37, 91.87]) == "0.17 points above 91.20, level with 91.37, 0.50 points below 91.87"
+    assert nu._distance(91.2, [91.2, 91.37]) == "0.17 points below 91.37, level with 91.20"  # never "0.00 points below"
+    assert nu._distance(91.5, [91.8, 91.2, 91.2]) == "0.30 points above 91.20, 0.30 points below 91.80"  # sorted, once
+    assert nu._distance(91.0, [92.4]) == "1.40 points below it"
+    assert nu._distance(91.2, [91.2]) == "level with it" and nu._distance(91.2, [91.2, 91.2]) == "level with it"
     assert "0.48-1.15 points above them" in nu.sota_answer(testa, {"f1": 0.9235, "low": 0.91, "high": 0.93})
 
 
@@ -242,7 +244,7 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
     lines = nu.conclusion(metrics, testa, testb, mean).split("\n")
     assert lines == [
-        "- **Result.** all-mpnet-base-v2 (108.9M parameters, an offline stand-in for bert-base-cased) reaches **95.72** "
+        "- **Result.** all-mpnet-base-v2 (108.9M parameters, a stand-in for bert-base-cased) reaches **95.72** "
         "span F1 on eng.testa and **91.56** on eng.testb; the 3 runs of its recipe in 32-bit floats average **91.53** on "
         "eng.testb.",
         "- **Against the state of the art** (section 10, eng.testb). A figure inside this run's 95% interval is not "
@@ -435,7 +437,7 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.554}
     assert "(sections 4-5). The 3 runs of its recipe in 32-bit floats average **91.55** on eng.testb (section 6)." in \
         nu.run_summary(metrics, mean)
-    assert "`bert-base-cased`, which could not be downloaded" in text and "108.9M parameters" in text and "not BERT" in text
+    assert "`bert-base-cased`, which could not be loaded where it ran" in text and "108.9M parameters" in text and "not BERT" in text
     assert text.endswith("\n\n**For comparison** (section 10), on eng.testb: 92.40 for BERT-base in the BERT paper (with "
                          "document context), 91.20 (mean of 10 runs) to 91.87 (how obtained not stated) for independent "
                          "reproductions, and 94.60 at the top.")
@@ -535,9 +537,9 @@ def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each
             "every_testa": [95.69, 95.78, 95.69, 95.73, 95.3], "every_testb": [91.55, 91.54, 91.66, 91.49, 91.91]}
     answer = nu.sota_answer(testa, testb, mean)
     assert "average **91.58**, and its 5 runs in any precision span 91.49-91.91;" in answer
-    assert ("the recipe's mean is 0.82 points below 92.40 (11% more errors), this run 0.74 points below; all 5 runs of the recipe score below 92.40 "
+    assert ("the recipe's mean is 0.82 points below 92.40 (11% more errors); this run is 0.74 points below it; all 5 runs of the recipe score below 92.40 "
             "(the best 91.91). 92.40 lies inside this run's 95% interval") in answer
-    assert "the recipe's mean is 0.68 points below 96.40 (19% more errors), this run 0.71 points below; all 5 runs of the recipe score below 96.40 " \
+    assert "the recipe's mean is 0.68 points below 96.40 (19% more errors); this run is 0.71 points below it; all 5 runs of the recipe score below 96.40 " \
            "(the best 95.78). 96.40 lies inside this run's eng.testa interval (94.72-96.61)." in answer
     assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); 4 of 5 runs of the recipe score "
             "below 91.87 (1 above). The figures all lie inside") in answer

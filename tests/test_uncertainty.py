@@ -119,6 +119,19 @@ def test_conllpp_is_read_checked_and_scored(tmp_path, monkeypatch):
     assert nu.read_conllpp(testb, tmp_path / "absent.txt") is None  # a file named but absent: None, no other copy
 
 
+def test_conllpp_published_pairs_are_the_crossweigh_readme_table():
+    """The seven (original, corrected) pairs equal the table that ../shared/conllpp/README.md copies from CrossWeigh."""
+    import re
+    from pathlib import Path
+
+    readme = Path(nu.__file__).resolve().parent.parent / "shared" / "conllpp" / "README.md"
+    if not readme.is_file():
+        pytest.skip(f"{readme} is absent (the reference copy sits beside the project)")
+    rows = re.findall(r"^\| [^|]+ \| ([\d.]+) ± [\d.]+ \| ([\d.]+) ± [\d.]+ \|$", readme.read_text(), re.M)
+    assert [(a, b) for _, a, b in nu.CONLLPP_PUBLISHED] == [(float(a), float(b)) for a, b in rows]
+    assert len(rows) == 7
+
+
 def test_conllpp_change_is_the_difference_of_the_printed_figures(monkeypatch):
     sentences = [nu.Sentence(["a"], ["B-PER"], doc=0)]
     f1 = iter([0.91914, 0.93126])  # unrounded: 1.212; as printed: 93.13 - 91.91 = 1.22
