@@ -2665,8 +2665,10 @@ def _capital(text: str) -> str:
 
 def _distance(value: float, figures: Sequence[float]) -> str:
     """"2.54-3.05 points below them" where every figure lies on one side; otherwise each side named, lowest figure
-    first: "0.18-0.35 points above 91.20 and 91.37, 0.32 points below 91.87" (a figure equal as printed: "level with")."""
-    gaps = [(f, round(value - f, 2) + 0.0) for f in sorted(set(figures))]
+    first: "0.18-0.35 points above 91.20 and 91.37, 0.32 points below 91.87" (a figure equal as printed: "level with").
+    Each number is compared as printed (two decimals), as in ``_gap``."""
+    value = round(value, 2)
+    gaps = [(f, round(value - f, 2) + 0.0) for f in sorted({round(f, 2) for f in figures})]
     above, below = [(f, g) for f, g in gaps if g > 0], [(f, -g) for f, g in gaps if g < 0]
     level = [f"{f:.2f}" for f, g in gaps if not g]
     them = "them" if len(gaps) > 1 else "it"
@@ -2696,7 +2698,8 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
 
     def runs(values: Sequence[float], figures: Sequence[float], this: float = tb) -> str:
         """This run's gap where the recipe's mean leads, then where every run stands."""
-        return (f"; this run is {_distance(this, figures)}" if mean else "") + (f"; {_runs_against(values, figures)}" if values else "")
+        return ((f"; this run is {_distance(this, figures)}" if mean else "")
+                + (f"; {_runs_against(values, figures)}" if values else ""))
 
     figures, tops = [row.testb for row in repro], [row.testb for row in top]
     obtained = "; ".join(f"{row.testb:.2f}, {_how(row)}" for row in repro)

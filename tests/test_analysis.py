@@ -200,6 +200,8 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     assert nu._distance(91.2, [91.2, 91.37]) == "0.17 points below 91.37, level with 91.20"  # never "0.00 points below"
     assert nu._distance(91.5, [91.8, 91.2, 91.2]) == "0.30 points above 91.20, 0.30 points below 91.80"  # sorted, once
     assert nu._distance(91.0, [92.4]) == "1.40 points below it"
+    assert nu._distance(91.2049, [91.1951]) == "level with it"  # compared as printed, as _gap does
+    assert nu._distance(91.6, [91.2, 91.2001]) == "0.40 points above it"  # one figure as printed
     assert nu._distance(91.2, [91.2]) == "level with it" and nu._distance(91.2, [91.2, 91.2]) == "level with it"
     assert "0.48-1.15 points above them" in nu.sota_answer(testa, {"f1": 0.9235, "low": 0.91, "high": 0.93})
 
