@@ -329,8 +329,9 @@ CONTEXT_NOTES = {  # how each context row ran ({s[i]}: epoch i's seconds from it
                        "and a niced CI run for much of its first three epochs, so its seconds are high. It was then "
                        "scored again from its saved model (`--from-run benchmarks/out/mpnet-ctx32-s42`, the same F1) "
                        "to keep its eng.testb predictions for the notebook's paired bootstrap. Its pair "
-                       "`mpnet-bf16-s42` ran on the same kind of CPU (a 2-core Intel Xeon with AMX): the same seed, "
-                       "precision and bf16 kernels.",
+                       "`mpnet-bf16-s42`, the notebook's run since 2026-12-06, ran on a 2-core AMD EPYC with "
+                       "AVX512-BF16 but no AMX: the same seed and precision on other bf16 kernels. Against the same seed's "
+                       "rendering on the AMX CPU (commit b0c021a: 95.55 / 91.57) context gave +0.26 / +0.28.",
 }
 
 
@@ -348,10 +349,11 @@ BASE_NOTES = {  # how each base-sized row ran and what it shared the CPU with; F
     "mpnet-lr1e4-s1": "`mpnet-lr1e4-s1` ran in one process, alone on the CPU; its epochs took {s[0]}, {s[1]}, {s[2]} "
                       "and {s[3]} s.",
     "mpnet-bf16-s42": "`mpnet-bf16-s42` is the notebook's own run (`make notebook`, `auto` resolving to bf16) on a "
-                      "2-core Intel Xeon with AMX (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s), scored with "
-                      "`--from-run outputs/ner`; it ran alone. The bf16 rendering before it, on a 2-core AMD EPYC with "
-                      "AVX512-BF16 but no AMX, scored 95.30 / 91.91 in 2,589 s of training at 433 pieces/s: the same "
-                      "seed and precision on other bf16 kernels.",
+                      "2-core AMD EPYC with AVX512-BF16 but no AMX (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} s), "
+                      "scored with `--from-run outputs/ner`; it ran alone. It scored the same 95.30 / 91.91 as the "
+                      "rendering of 465f8c3 on that kind of CPU. "
+                      "The renderings on a 2-core Intel Xeon with AMX (836ee6a, a5da1c2, b0c021a) scored 95.55 / 91.57: "
+                      "the same seed and precision on other bf16 kernels.",
     "mpnet-bf16-s0": "`mpnet-bf16-s0` trained with `--only mpnet-bf16-s0` in one process on the 2-core AMD EPYC with "
                      "AVX512-BF16 but no AMX that rendered `mpnet-bf16-s42` (epochs of {s[0]}, {s[1]}, {s[2]} and {s[3]} "
                      "s); it shared the CPU with a code review's small reproductions and a few seconds of unit tests. "

@@ -82,7 +82,7 @@ def test_summary_and_sota_tables():
     sota = nu.sota_table({"f1": 0.9, "low": 0.89, "high": 0.91}, "m", 22_000_000)
     assert len(sota) == len(nu.SOTA) + 1 and sota.index.name is None
     assert sota.iloc[0]["work"] == "Devlin et al. (2019)"  # the BERT paper first, the groups in the report's order
-    assert list(dict.fromkeys(sota.index)) == ["the BERT paper", "bert-base-cased reproductions", "the top", "earlier",
+    assert list(dict.fromkeys(sota.index)) == ["the BERT paper", "bert-base-cased reproductions", nu.TOP, "earlier",
                                                "this notebook"]
     ours = sota.loc["this notebook"]
     assert (ours["eng.testb F1"], ours["system"]) == (90.0, "m, 22M") and "89.00-91.00" in ours["how obtained"]
@@ -92,8 +92,11 @@ def test_plots_return_figures(tiny):
     import matplotlib
     matplotlib.use("Agg")
     scores = {"testa": nu.span_scores([["B-PER"]], [["B-PER"]]), "testb": nu.span_scores([["B-LOC"]], [["O"]])}
-    legend = nu.plot_f1_by_type(scores).axes[0].get_legend()
-    assert [text.get_text() for text in legend.get_texts()] == [f"eng.{split}" for split in scores]
+    ax = nu.plot_f1_by_type(scores).axes[0]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [f"eng.{split}" for split in scores]
+    assert [label.get_text() for label in ax.get_yticklabels()][0] == "overall"  # overall first, then each type
+    assert sorted(float(t.get_text()) for t in ax.texts) == sorted(round(100 * by_type[k]["f1"], 1) for by_type in scores.values()
+                                                                    for k in by_type)  # every F1 labelled
     sentences = [_s("a b", ["B-PER", "O"])]
     assert nu.plot_confusion(nu.type_confusion(sentences, [["B-LOC", "O"]])).axes
     result = nu.TrainResult(model="m", config={}, model_info={}, losses=[1.0 / (i + 1) for i in range(120)],
@@ -164,41 +167,38 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
     wide = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, mean).split("\n")
     assert wide[0] == ("**In short** (span F1 on eng.testb): the 3 runs of this recipe in 32-bit floats average "
-                       "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set).")
+                       "**91.53**; this run scores 91.56 (95% interval 90.50-92.50, from resampling the test set). No "
+                       "published system's predictions are available, so no gap below is tested on the same resamples.")
     assert wide[2] == ("- **The BERT paper**, BERT-base 92.40 (mean of 5 restarts, with document context): the recipe's "
-                       "mean is 0.87 points below 92.40 (11% more errors); this run is 0.84 points below it. 92.40 lies inside this run's 95% interval, so "
-                       "the gap is not shown to hold beyond this test set (a paired test needs its predictions).")
+                       "mean is 0.87 points below 92.40 (11% more errors).")  # inside the interval: left to the seeds
     assert wide[3] == ("- **On eng.testa**, the development set that chose the epoch, against BERT-base's 96.40: the "
-                       "recipe's mean is 0.67 points below 96.40 (19% more errors); this run is 0.70 points below it. 96.40 lies outside this run's "
-                       "eng.testa interval (95.10-96.20).")
+                       "recipe's mean is 0.67 points below 96.40 (19% more errors).")
     assert wide[4] == ("- **3 independent reproductions of BERT-base** (91.20, mean of 10 runs; 91.37, best run; 91.87, "
-                       "how obtained not stated), none reporting document context: the recipe's mean is 0.16-0.33 "
-                       "points above 91.20 and 91.37, 0.34 points below 91.87; this run is 0.19-0.36 points above 91.20 and "
-                       "91.37, 0.31 points below 91.87. The figures all lie inside this run's 95% interval, so no difference is shown "
-                       "to hold beyond this test set (a paired test needs their predictions). kamalkraj's 91.35 (one "
-                       "run's support-weighted mean of the per-type F1) is not a micro-averaged span F1 and is left out.")
-    assert wide[5] == ("- **The top** (ACE 94.60, LUKE-large 94.30, FLERT 94.09), all with document context, two of "
-                       "them 4-5 times BERT-base's size: the recipe's mean is 2.56-3.07 points below them; this run is 2.53-3.04 points below them. The figures "
-                       "all lie outside this run's 95% interval: gaps larger than this run's sampling noise on this "
-                       "test set.")
+                       "how obtained not stated), none reporting document context: the recipe's mean is 0.33 points "
+                       "above 91.20, 0.16 above 91.37, 0.34 below 91.87. kamalkraj's 91.35 (one run's support-weighted "
+                       "mean of the per-type F1) is not a micro-averaged span F1 and is left out.")
+    assert wide[5] == ("- **Large document-level systems** (ACE 94.60, the highest reported; LUKE-large 94.30; FLERT "
+                       "94.09), two of them 4-5 times BERT-base's size: the recipe's mean is 2.56-3.07 points below them. "
+                       "The figures all lie outside this run's 95% interval (90.50-92.50): this run's gaps to them are "
+                       "larger than its sampling noise on this test set.")
     assert len(wide) == 6
     narrow = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.913, "high": 0.919})
     assert "recipe's mean" not in narrow and " average " not in narrow and "this run scores **91.56**" in narrow
-    assert "this run is 0.84 points below 92.40 (11% more errors)" in narrow
-    assert "92.40 lies outside this run's 95% interval: a gap larger than this run's sampling noise on this test set" in narrow
-    assert "this run is 0.19-0.36 points above 91.20 and 91.37, 0.31 points below 91.87. 91.37 and 91.87 lie inside this run's 95% interval; 91.20 " \
-           "lies outside: a difference larger than this run's sampling noise on this test set." in narrow  # 91.20 < 91.30
+    assert ("this run is 0.84 points below 92.40 (11% more errors). 92.40 lies outside this run's 95% interval "
+            "(91.30-91.90): this run's gap to it is larger than its sampling noise on this test set.") in narrow
+    assert ("this run is 0.36 points above 91.20, 0.19 above 91.37, 0.31 below 91.87. 91.20 lies outside this run's 95% "
+            "interval (91.30-91.90): this run's gap to it is larger") in narrow  # 91.20 < 91.30: only it is named
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
-    assert top_inside.endswith(". 94.09 lies inside this run's 95% interval; 94.30 and 94.60 lie outside: differences "
-                               "larger than this run's sampling noise on this test set.")  # 94.30 is above 94.25
+    assert top_inside.endswith("this run is 0.53-1.04 points below them. 94.30 and 94.60 lie outside this run's 95% "
+                               "interval (92.00-94.25): this run's gaps to them are larger than its sampling noise on "
+                               "this test set.")  # 94.09 is inside: not named
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
-    assert above.endswith("this run is 0.20-0.41 points above 94.09 and 94.30, 0.10 points below 94.60. The figures all lie inside "
-                          "this run's 95% "
-                          "interval, so no difference is shown to hold beyond this test set (a paired test needs their "
-                          "predictions).")
-    assert nu._distance(91.37, [91.2, 91.37, 91.87]) == "0.17 points above 91.20, level with 91.37, 0.50 points below 91.87"
-    assert nu._distance(91.2, [91.2, 91.37]) == "0.17 points below 91.37, level with 91.20"  # never "0.00 points below"
-    assert nu._distance(91.5, [91.8, 91.2, 91.2]) == "0.30 points above 91.20, 0.30 points below 91.80"  # sorted, once
+    assert above.endswith("this run is 0.41 points above 94.09, 0.20 above 94.30, 0.10 below 94.60.")  # all inside
+    assert nu._distance(91.37, [91.2, 91.37, 91.87]) == "0.17 points above 91.20, level with 91.37, 0.50 below 91.87"
+    assert nu._distance(91.2, [91.2, 91.37]) == "level with 91.20, 0.17 points below 91.37"  # never "0.00 points below"
+    assert nu._distance(91.37, [91.2, 91.37]) == "0.17 points above 91.20, level with 91.37"  # lowest figure first
+    assert nu._distance(91.5, [91.8, 91.2, 91.2]) == "0.30 points above 91.20, 0.30 below 91.80"  # sorted, once
+    assert nu._distance(91.55, [91.2, 91.37, 91.87]) == "0.35 points above 91.20, 0.18 above 91.37, 0.32 below 91.87"
     assert nu._distance(91.0, [92.4]) == "1.40 points below it"
     assert nu._distance(91.2049, [91.1951]) == "level with it"  # compared as printed, as _gap does
     assert nu._distance(91.6, [91.2, 91.2001]) == "0.40 points above it"  # one figure as printed
@@ -210,19 +210,19 @@ def test_sota_gaps_give_every_figure_against_this_run_and_the_recipes_mean():
     testa, testb = {"f1": 0.957, "low": 0.951, "high": 0.962}, {"f1": 0.9156, "low": 0.905, "high": 0.925}
     mean = {"runs": 3, "precision": "in 32-bit floats", "testa": 95.73, "testb": 91.534}
     gaps = nu.sota_gaps(testa, testb, mean)
-    assert len(gaps) == 2 + sum(row.group in ("the BERT paper", "bert-base-cased reproductions", "the top")
+    assert len(gaps) == 2 + sum(row.group in ("the BERT paper", "bert-base-cased reproductions", nu.TOP)
                                 and row.span_f1 for row in nu.SOTA)
     assert "kamalkraj (2019)" not in set(gaps["work"])  # a support-weighted average, not a span F1
     dev = gaps[gaps["set"] == "eng.testa"].iloc[0]
-    assert dev.name == "BERT-base, 110M" and dev["published F1"] == 96.4 and dev["this run minus it"] == "-0.70"
-    assert dev["inside this run's 95% interval"] == "no" and dev["mean of the 3 runs minus it"] == "-0.67"
-    assert dev["this run's errors, relative"] == "+19%"
+    assert dev.name == "BERT-base, 110M" and dev["published F1"] == 96.4 and dev["mean of the 3 runs minus it"] == "-0.67"
+    assert list(gaps.columns) == ["work", "set", "published F1", "mean of the 3 runs minus it"]  # no runs: no count
     allanj = gaps[gaps["work"] == "allanj (GitHub)"].iloc[0]
-    assert allanj["this run minus it"] == "-0.31" and allanj["this run's errors, relative"] == "+4%"
-    assert allanj["mean of the 3 runs minus it"] == "-0.34" and allanj["inside this run's 95% interval"] == "yes"
+    assert allanj["mean of the 3 runs minus it"] == "-0.34"
     close = nu.sota_gaps(testa, {"f1": 0.9183, "low": 0.905, "high": 0.925})
-    assert close[close["work"] == "allanj (GitHub)"].iloc[0]["this run's errors, relative"] == "+0.5%"
-    assert not any(column.startswith("mean of") for column in close.columns)  # no runs to average: no column
+    assert close[close["work"] == "allanj (GitHub)"].iloc[0]["this run minus it"] == "-0.04"
+    assert not any(column.startswith("mean of") for column in close.columns)  # no runs to average: this run's gap
+    only_b = nu.sota_gaps(testa, {"f1": 0.9183, "low": 0.905, "high": 0.925}, mean | {"every_testb": [91.5, 91.6]})
+    assert list(only_b.columns)[-2:] == ["mean of the 3 runs minus it", "runs of the recipe above it"]  # grouped
 
 
 def test_inside_reads_the_interval_as_printed():
@@ -249,20 +249,19 @@ def test_conclusion_says_the_result_where_it_stands_and_what_differs_from_berts_
         "- **Result.** all-mpnet-base-v2 (108.9M parameters, a stand-in for bert-base-cased) reaches **95.72** "
         "span F1 on eng.testa and **91.56** on eng.testb; the 3 runs of its recipe in 32-bit floats average **91.53** on "
         "eng.testb.",
-        "- **Against the state of the art** (section 10, eng.testb). A figure inside this run's 95% interval is not "
-        "shown to differ beyond this test set:",
+        "- **Against the state of the art** (section 10, eng.testb):",
         "  - BERT-base in the BERT paper (92.40): this run is 0.84 points below 92.40 (11% more errors); 92.40 lies "
         "outside this run's 95% interval.",
-        "  - The 3 independent reproductions (91.20-91.87): this run is 0.19-0.36 points above 91.20 and 91.37, 0.31 points "
-        "below 91.87; the figures all lie inside this run's 95% interval.",
-        "  - The top three (94.09-94.60): this run is 2.53-3.04 points below them; the figures all lie outside this "
-        "run's 95% interval.",
+        "  - The 3 independent reproductions (91.20-91.87): this run is 0.36 points above 91.20, 0.19 above 91.37, 0.31 "
+        "below 91.87.",  # all inside the interval: nothing said of it
+        "  - Large document-level systems (94.09-94.60): this run is 2.53-3.04 points below them; the figures all lie "
+        "outside this run's 95% interval.",
         "- **What separates this run from BERT-base's set-up:** the encoder (all-mpnet-base-v2, not bert-base-cased) "
         "and document context; section 10 says what is measured of each."]
     assert "stand-in" not in nu.conclusion(metrics | {"fallback": False}, testa, testb)
     assert "average" not in nu.conclusion(metrics, testa, testb)  # no group of runs: no mean
-    assert ("this run is 0.19-0.36 points above 91.20 and 91.37, 0.31 points below 91.87; 91.37 and 91.87 lie inside this run's 95% interval, 91.20 outside."
-            in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
+    assert ("this run is 0.36 points above 91.20, 0.19 above 91.37, 0.31 below 91.87; 91.20 lies outside this run's 95% "
+            "interval." in nu.conclusion(metrics, testa, testb | {"low": 0.9125}, mean))  # 91.20 outside
     bert = metrics | {"model": "bert-base-cased", "fallback": False}
     assert nu.conclusion(bert, testa, testb).endswith("set-up:** document context; section 10 says what is measured of each.")
     assert "set-up" not in nu.conclusion(bert | {"config": {"context": True}}, testa, testb)
@@ -443,6 +442,8 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
     assert text.endswith("\n\n**For comparison** (section 10), on eng.testb: 92.40 for BERT-base in the BERT paper (with "
                          "document context), 91.20 (mean of 10 runs) to 91.87 (how obtained not stated) for independent "
                          "reproductions, and 94.60 at the top.")
+    other = nu.run_summary(metrics | {"model": "my-encoder"})
+    assert "fell back to my-encoder, installed there: a checkpoint of 108.9M parameters, not described here." in other  # "installed" once
     own = nu.run_summary(metrics | {"model": "bert-base-cased", "fallback": False})
     assert "fell back" not in own and "short check" not in own
     short = nu.run_summary(_metrics(max_train_sentences=300, epochs=1) | {"model": "m"})
@@ -539,22 +540,25 @@ def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each
             "every_testa": [95.69, 95.78, 95.69, 95.73, 95.3], "every_testb": [91.55, 91.54, 91.66, 91.49, 91.91]}
     answer = nu.sota_answer(testa, testb, mean)
     assert "average **91.58**, and its 5 runs in any precision span 91.49-91.91;" in answer
-    assert ("the recipe's mean is 0.82 points below 92.40 (11% more errors); this run is 0.74 points below it; all 5 runs of the recipe score below 92.40 "
-            "(the best 91.91). 92.40 lies inside this run's 95% interval") in answer
-    assert "the recipe's mean is 0.68 points below 96.40 (19% more errors); this run is 0.71 points below it; all 5 runs of the recipe score below 96.40 " \
-           "(the best 95.78). 96.40 lies inside this run's eng.testa interval (94.72-96.61)." in answer
+    assert ("(mean of 5 restarts, with document context): all 5 runs of the recipe score below 92.40 (the best 91.91); "
+            "the recipe's mean is 0.82 points below 92.40 (11% more errors).\n") in answer  # runs first
+    assert ("against BERT-base's 96.40: all 5 runs of the recipe score below 96.40 (the best 95.78); the recipe's mean is "
+            "0.68 points below 96.40 (19% more errors).\n") in answer
     assert ("all 5 runs of the recipe score above 91.20 and 91.37 (the lowest 91.49); 4 of 5 runs of the recipe score "
-            "below 91.87 (1 above). The figures all lie inside") in answer
-    assert "all 5 runs of the recipe score below 94.09, 94.30 and 94.60 (the best 91.91). The figures all lie outside" in answer
+            "below 91.87 (1 above); the recipe's mean is 0.38 points above 91.20, 0.21 above 91.37, 0.29 below "
+            "91.87. kamalkraj") in answer
+    assert ("all 5 runs of the recipe score below 94.09, 94.30 and 94.60 (the best 91.91); the recipe's mean is "
+            "2.51-3.02 points below them. The figures all lie outside this run's 95% interval (90.12-92.98): this run's "
+            "gaps to them") in answer
+    assert "this run is" not in answer  # the recipe's runs and mean lead; this run is one of the runs
     assert "level with" not in answer
     assert " span " not in nu.sota_answer(testa, testb, mean | {"every_testb": [91.55, 91.54, 91.66]}).split("\n")[0]
     metrics = {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True, "asked": "bert-base-cased"}
     lines = nu.conclusion(metrics, testa, testb, mean).split("\n")
     assert lines[2] == ("  - BERT-base in the BERT paper (92.40): all 5 runs of the recipe score below 92.40 (the best "
-                        "91.91); 92.40 lies inside this run's 95% interval.")
+                        "91.91).")
     assert lines[3] == ("  - The 3 independent reproductions (91.20-91.87): all 5 runs of the recipe score above 91.20 and "
-                        "91.37 (the lowest 91.49); 4 of 5 runs of the recipe score below 91.87 (1 above); the figures all "
-                        "lie inside this run's 95% interval.")
+                        "91.37 (the lowest 91.49); 4 of 5 runs of the recipe score below 91.87 (1 above).")
     gaps = nu.sota_gaps(testa, testb, mean)
     assert gaps.loc["BERT-base, 110M", "runs of the recipe above it"].tolist() == ["0 of 5", "0 of 5"]  # testa, testb
     assert gaps.set_index("work").loc["allanj (GitHub)", "runs of the recipe above it"] == "1 of 5"

@@ -94,6 +94,10 @@ def test_saved_predictions_and_paired_table(tmp_path):
     assert round(100 * 2 * c / (sum(n_gold.values()) + p), 2) == round(row["its F1"], 2)  # its F1, from the counts
     assert len(nu.paired_table(gold[:50], good[:50], tmp_path)) == 1  # a capped test set compares its first sentences
     assert nu.paired_table(gold, bad, tmp_path).empty  # the stored run is this very run: nothing to compare
+    assert row["trained on"] == "not recorded"  # its JSON names no device
+    (tmp_path / "final6-repeat-s42.json").write_text(json.dumps({"testb_pred": [" ".join(t) for t in bad],
+                                                                 "device": "CPU: Intel Xeon, 2 cores"}))
+    assert nu.paired_table(gold, good, tmp_path).iloc[0]["trained on"] == "CPU: Intel Xeon, 2 cores"
 
 
 TESTB = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\n"
@@ -127,9 +131,13 @@ def test_conllpp_published_pairs_are_the_crossweigh_readme_table():
     readme = Path(nu.__file__).resolve().parent.parent / "shared" / "conllpp" / "README.md"
     if not readme.is_file():
         pytest.skip(f"{readme} is absent (the reference copy sits beside the project)")
-    rows = re.findall(r"^\| [^|]+ \| ([\d.]+) ± [\d.]+ \| ([\d.]+) ± [\d.]+ \|$", readme.read_text(), re.M)
-    assert [(a, b) for _, a, b in nu.CONLLPP_PUBLISHED] == [(float(a), float(b)) for a, b in rows]
+    rows = re.findall(r"^\| ([^|]+) \| ([\d.]+) ± [\d.]+ \| ([\d.]+) ± [\d.]+ \|$", readme.read_text(), re.M)
+    assert [(a, b) for _, a, b in nu.CONLLPP_PUBLISHED] == [(float(a), float(b)) for _, a, b in rows]
     assert len(rows) == 7
+
+    def tagger(name: str) -> str:
+        return name.split(" (")[0].replace("-", " ").lower()  # "Pooled-Flair" and "Pooled Flair (Akbik ...)" agree
+    assert [tagger(name) for name, _, _ in nu.CONLLPP_PUBLISHED] == [tagger(name) for name, _, _ in rows]
 
 
 def test_conllpp_change_is_the_difference_of_the_printed_figures(monkeypatch):
