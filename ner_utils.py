@@ -2641,7 +2641,8 @@ def _runs_split(runs: Sequence[float], figure: float) -> str:
     n, below, above = len(runs), sum(r < figure for r in runs), sum(r > figure for r in runs)
     (k, side), (k2, side2) = sorted([(below, "below"), (above, "above")], key=lambda count: -count[0])
     if not k:
-        return f"{'both' if n == 2 else f'all {n}'} runs of the recipe equal {figure:.2f}"
+        return (f"the recipe's one run equals {figure:.2f}" if n == 1 else
+                f"{'both' if n == 2 else f'all {n}'} runs of the recipe equal {figure:.2f}")
     rest = ([f"{k2} {side2}"] if k2 else []) + ([f"{n - k - k2} equal to it"] if n - k - k2 else [])
     return (f"{k} of {n} runs of the recipe {'scores' if k == 1 else 'score'} {side} {figure:.2f}"
             + (f" ({', '.join(rest)})" if rest else ""))
@@ -3058,7 +3059,8 @@ def run_summary(metrics: dict[str, Any], mean: dict[str, Any] | None = None) -> 
     if metrics.get("fallback"):
         text += (f"\n\n**The model.** The notebook asks for `{metrics.get('asked') or DEFAULT_MODEL}`, which could not be "
                  f"loaded where it ran, so the code fell back to {metrics['model']}, installed there: "
-                 + OFFLINE_MODELS.get(metrics["model"], "a checkpoint of {p}M parameters, not described here").format(p=p)
+                 + OFFLINE_MODELS.get(metrics["model"], "a checkpoint of {p}M parameters, not described here"
+                                                     if p != "?" else "a checkpoint not described here").format(p=p)
                  + f". On Colab the same cells load `{DEFAULT_MODEL}`; no such run is shown here.")
     if short:
         return text

@@ -444,6 +444,8 @@ def test_run_summary_says_what_ran_and_why(tmp_path):
                          "reproductions, and 94.60 at the top.")
     other = nu.run_summary(metrics | {"model": "my-encoder"})
     assert "fell back to my-encoder, installed there: a checkpoint of 108.9M parameters, not described here." in other  # "installed" once
+    unsized = nu.run_summary({k: v for k, v in metrics.items() if k != "parameters"} | {"model": "my-encoder"})
+    assert "installed there: a checkpoint not described here." in unsized  # no "?M parameters"
     own = nu.run_summary(metrics | {"model": "bert-base-cased", "fallback": False})
     assert "fell back" not in own and "short check" not in own
     short = nu.run_summary(_metrics(max_train_sentences=300, epochs=1) | {"model": "m"})
@@ -531,6 +533,8 @@ def test_the_recipes_runs_say_above_or_below_only_when_every_run_agrees():
     assert nu._runs_against([91.874, 91.9, 91.5], [91.87]) == (
         "1 of 3 runs of the recipe scores below 91.87 (1 above, 1 equal to it)")  # a tie as printed
     assert nu._runs_against([91.87, 91.87], [91.87]) == "both runs of the recipe equal 91.87"
+    assert nu._runs_against([91.87], [91.2, 91.87]) == ("the recipe's one run (91.87) scores above 91.20; the recipe's one "
+                                                        "run equals 91.87")  # never "all 1 runs"
     assert nu._runs_against([95.0], [96.4, 96.4]) == "the recipe's one run (95.00) scores below 96.40"  # one figure once
 
 
