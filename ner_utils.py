@@ -2573,24 +2573,24 @@ def _inside(interval: dict[str, float], published: float) -> bool:
     return round(100 * interval["low"], 2) <= round(published, 2) <= round(100 * interval["high"], 2)
 
 
-def _outside(interval: dict[str, float], figures: Sequence[float]) -> str:
-    """"the figures all lie outside this run's 95% interval", or which of them do; "" where none does."""
+def _outside(interval: dict[str, float], figures: Sequence[float]) -> tuple[str, int]:
+    """("the figures all lie outside this run's 95% interval", or which of them do; how many do): ("", 0) where none
+    does. Figures are compared as printed (two decimals) and counted once."""
     figures = sorted({round(f, 2) for f in figures})
     outside = [f for f in figures if not _inside(interval, f)]
     if not outside:
-        return ""
+        return "", 0
     who = ("the figures all lie" if len(outside) == len(figures) > 1 else
            f"{_and([f'{f:.2f}' for f in outside])} {'lie' if len(outside) > 1 else 'lies'}")
-    return f"{who} outside this run's 95% interval"
+    return f"{who} outside this run's 95% interval", len(outside)
 
 
 def _beyond_noise(interval: dict[str, float], figures: Sequence[float]) -> str:
     """" The figures all lie outside this run's 95% interval (90.48-93.13): this run's gaps to them are larger than its
-    sampling noise on this test set." for the figures outside the interval; "" where none is (no paired test is possible without the
-    published systems' predictions, so a figure inside the interval is left to the seeds)."""
-    outside = _outside(interval, figures)
-    many = sum(not _inside(interval, f) for f in {round(f, 2) for f in figures}) > 1
-    return (f" {_capital(outside)} ({_span(interval)}): this run's {'gaps to them are' if many else 'gap to it is'} "
+    sampling noise on this test set." for the figures outside the interval; "" where none is (no paired test is
+    possible without the published systems' predictions, so a figure inside the interval is left to the seeds)."""
+    outside, n = _outside(interval, figures)
+    return (f" {_capital(outside)} ({_span(interval)}): this run's {'gaps to them are' if n > 1 else 'gap to it is'} "
             "larger than its sampling noise on this test set." if outside else "")
 
 
@@ -2678,9 +2678,13 @@ def _distance(value: float, figures: Sequence[float]) -> str:
         return f"level with {them}"
     if all(g > 0 for _, g in gaps) or all(g < 0 for _, g in gaps):
         return f"{_range_of([abs(g) for _, g in gaps])} points {'above' if gaps[0][1] > 0 else 'below'} {them}"
-    parts = [f"level with {f:.2f}" if not g else f"{abs(g):.2f} {'above' if g > 0 else 'below'} {f:.2f}" for f, g in gaps]
-    first = next(i for i, (_, g) in enumerate(gaps) if g)
-    parts[first] = parts[first].replace(" above", " points above", 1).replace(" below", " points below", 1)
+    parts, unit = [], " points"  # the unit once, on the first gap
+    for f, g in gaps:
+        if g:
+            parts.append(f"{abs(g):.2f}{unit} {'above' if g > 0 else 'below'} {f:.2f}")
+            unit = ""
+        else:
+            parts.append(f"level with {f:.2f}")
     return ", ".join(parts)
 
 
@@ -2751,11 +2755,6 @@ def sota_gaps(testa: dict[str, float], testb: dict[str, float], mean: dict[str, 
     return table[[c for c in dict.fromkeys(k for r in records for k in r)]].set_index("system").rename_axis(None)
 
 
-def _in_words(n: int) -> str:
-    """"three" for 3; digits from ten on."""
-    return ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][n] if n < 10 else str(n)
-
-
 def _and(items: Sequence[str]) -> str:
     """"a, b and c"."""
     return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
@@ -2768,7 +2767,7 @@ def _position(interval: dict[str, float], figures: Sequence[float], runs: Sequen
     tb = round(100 * interval["f1"], 2)
     where = _runs_against(runs, figures) if runs else (
         f"this run is {_gap(tb, figures[0])}" if len(figures) == 1 else f"this run is {_distance(tb, figures)}")
-    outside = _outside(interval, figures)
+    outside, _ = _outside(interval, figures)
     return where + (f"; {outside}" if outside else "")
 
 
@@ -3221,7 +3220,7 @@ def plot_f1_by_type(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
                         ha="right" if left else "left", fontsize=8)
     ax.set_yticks(range(len(kinds)), kinds)
     low, high = min(min(v) for v in f1.values()), max(max(v) for v in f1.values())
-    ax.set_xlim(min(low - 2, high - 7), high + 2)  # room for the labels; at least 5 points wide
+    ax.set_xlim(min(low - 2, high - 7), high + 2)  # room for the labels; at least 9 points wide
     ax.set(xlabel="span F1 (%)", title="Span F1 by entity type", ylim=(len(kinds) - 0.5, -0.5))  # overall on top
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # outside: no marker is covered
     fig.tight_layout()
