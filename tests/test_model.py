@@ -21,9 +21,9 @@ def test_unreachable_name_falls_back_loudly_to_the_embedded_default(capsys, monk
     model, tok = nu.load_model("bert-base-cased")
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "'bert-base-cased'" in err and "downloads are switched off here" in err and "all-MiniLM-L6-v2" in err
+    assert "'bert-base-cased'" in err and "this run is offline" in err and "all-MiniLM-L6-v2" in err
     assert model.ner_info == {"asked": "bert-base-cased", "model": "all-MiniLM-L6-v2", "fallback": True,
-                              "reason": "downloads are switched off here", "parameters": nu.count_parameters(model), "cased": False}
+                              "reason": "this run is offline", "parameters": nu.count_parameters(model), "cased": False}
     assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
     assert 22e6 < model.ner_info["parameters"] < 23e6
     assert tok.tokenize("Paris") == ["paris"]  # an uncased checkpoint gets an uncased tokenizer

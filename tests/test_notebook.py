@@ -195,7 +195,7 @@ def test_outside_colab_nothing_is_installed_or_uploaded(content, tmp_path, monke
     out = capsys.readouterr().out
     assert "Change runtime type" not in out
     cpu = "by default in bf16 mixed precision (this CPU has native bf16)" if nu.cpu_has_bf16() else "in 32-bit floats"
-    assert f"No GPU: training runs on the CPU, {cpu}." in out
+    assert f"Training on the CPU (no GPU found), {cpu}." in out
     (content / "eng.train").unlink()
     with pytest.raises(nu.DataNotFoundError, match="eng.train not found"):
         run_setup(monkeypatch, tmp_path, colab=None)
@@ -236,7 +236,7 @@ def test_the_notebook_replay_uses_the_embedded_model_and_cannot_reach_the_hub(tm
     done = subprocess.run([*words, sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "LOADED all-MiniLM-L6-v2 | downloads are switched off here" in done.stdout
+    assert "LOADED all-MiniLM-L6-v2 | this run is offline" in done.stdout
     # the same command without the replay's environment would have used the cached bert-base-cased
     plain = subprocess.run([sys.executable, "-c", GUARD.format(root=str(ROOT))], env=env | {"HF_HUB_OFFLINE": "1"},
                            capture_output=True, text=True, timeout=300)
@@ -247,40 +247,44 @@ def test_the_code_on_the_page_is_the_live_module_and_the_replay_compares_it():
     """Cells that show the module's source are compared by the replay (nbval-check-output), and what the committed
     rendering shows is today's source, text for text: a change to a shown function without a re-render fails here."""
     import ast
+    import re
 
     from IPython.core.formatters import DisplayFormatter
 
-    shown, checked = [], 0
+    shown, checked, modules = [], 0, []
     for cell in notebook_cells():
         source = "".join(cell["source"])
         tags = cell.get("metadata", {}).get("tags", [])
         checked += "nbval-check-output" in tags
-        if cell["cell_type"] != "code" or "nu.show_code(" not in source:
+        if cell["cell_type"] != "code" or not ("nu.show_code(" in source or "nu.show_module()" in source):
             continue
         assert "nbval-check-output" in tags
+        outputs = [o for o in cell["outputs"] if o.get("output_type") == "execute_result"]
+        assert outputs, source
+        if "nu.show_module()" in source:
+            modules.append("".join(outputs[0]["data"]["text/plain"]))
+            assert modules[-1] == (ROOT / "ner_utils.py").read_text().rstrip(), "stale module shown: re-render"
+            assert "<details>" in "".join(outputs[0]["data"]["text/markdown"])  # folded: one line until opened
+            continue
         call = ast.parse(source).body[-1].value
         functions = [getattr(nu, arg.attr) for arg in call.args]
         shown += [f.__name__ for f in functions]
         live = DisplayFormatter().format(nu.show_code(*functions))[0]["text/plain"]
-        outputs = [o for o in cell["outputs"] if o.get("output_type") == "execute_result"]
-        assert outputs and "".join(outputs[0]["data"]["text/plain"]) == live, f"stale source shown: {shown[-1]}"
-    assert {"parse_conll", "iob1_to_iob2", "align_labels", "add_word_shapes", "batch_order", "train_epoch", "train_step",
-            "word_log_probs", "viterbi_decode", "get_spans", "span_scores"} <= set(shown)
-    appendix = {"load_conll2003", "read_splits", "load_model", "choose_recipe", "resolve_config", "encoding_plan", "encode", "collate",
-                "make_batches", "epoch_batches", "prepare_run", "checkpoint_epoch", "resume_run", "predict_split",
-                "finish_run", "predict_tags", "decode_tags", "precision_recall_f1", "document_counts", "resampled_f1",
-                "bootstrap_f1", "paired_bootstrap", "span_errors", "split_tag", "max_pieces", "prefetch", "model_inputs",
-                "snapshot_weights", "is_all_caps", "is_results_line", "scores_by_group", "unseen_entities",
-                "recall_by_novelty", "sota_gaps"}
-    assert appendix <= set(shown)  # the rest of the path from files to scores and the analysis, after the references
-    lines = sum(len(__import__("inspect").getsource(getattr(nu, name)).splitlines()) for name in shown
-                if name not in appendix)
+        assert "".join(outputs[0]["data"]["text/plain"]) == live, f"stale source shown: {shown[-1]}"
+    assert {"parse_conll", "iob1_to_iob2", "align_labels", "add_word_shapes", "batch_order", "train", "train_epoch",
+            "train_step", "word_log_probs", "viterbi_decode", "get_spans", "span_scores"} <= set(shown)
+    assert len(modules) == 1  # everything else the cells call: the whole module, once, at the end
+    lines = sum(len(__import__("inspect").getsource(getattr(nu, name)).splitlines()) for name in shown)
     # in the body: the reading, alignment, casing feature, batching, loop, prediction, decoding and scoring; no more
     assert 100 <= lines <= 320 and checked >= 5
     names = [name for name in nu.__all__ if callable(getattr(nu, name)) and not isinstance(getattr(nu, name), type)]
-    path = {"train", "prepare_run", "train_epoch", "train_step", "evaluate_epoch", "finish_run", "load_model",
-            "load_conll2003", "encode", "bootstrap_f1", "span_errors", "viterbi_decode", "span_scores"}
-    assert path <= set(names) and path <= set(shown)  # the path from files to scores, all on the page
+
+    called = {name for cell in notebook_cells() if cell["cell_type"] == "code"
+              for name in re.findall(r"\bnu\.([A-Za-z_]\w*)", "".join(cell["source"]))}
+    assert {"train", "sota_answer", "conclusion", "bootstrap_f1"} <= called and not [n for n in called if n.startswith("_")]
+    defined = {m for pair in re.findall(r"^(?:def|class) (\w+)|^(\w+)(?:: [^=]+)? = ", modules[0], re.M) for m in pair if m}
+    assert called <= defined, called - defined  # every name the cells call is defined in the module on the page
+    assert set(names) <= defined
 
 
 def test_the_prose_stays_within_1800_words():

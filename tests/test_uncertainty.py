@@ -76,7 +76,7 @@ def test_paired_bootstrap_sees_a_consistent_difference_and_not_a_tie():
         nu.paired_bootstrap(gold, good, bad[:-1])
 
 
-def test_saved_predictions_and_paired_table(tmp_path):
+def test_saved_predictions_and_paired_table(tmp_path, monkeypatch):
     gold, good = _docs(20, 9)
     _, bad = _docs(20, 5, seed=2)
     (tmp_path / "final6-repeat-s42.json").write_text(json.dumps({"testb_pred": [" ".join(t) for t in bad]}))
@@ -84,7 +84,9 @@ def test_saved_predictions_and_paired_table(tmp_path):
     assert nu.saved_predictions("final6-repeat-s42", tmp_path) == bad
     assert nu.saved_predictions("mpnet-ctx32-s42", tmp_path) is None and nu.saved_predictions("x", tmp_path) is None
     table = nu.paired_table(gold, good, tmp_path)
-    assert table.index.tolist() == [label for label, name in nu.PAIRED if name == "final6-repeat-s42"]
+    assert table.index.tolist() == [label + ", hardware not recorded" for label, name in nu.PAIRED
+                                    if name == "final6-repeat-s42"]  # its JSON names no device
+    assert "trained on" not in table.columns  # where it trained is in its label, not a column of CPU names
     row = table.iloc[0]
     assert row["difference"] == pytest.approx(row["this run F1"] - row["its F1"], abs=0.01) and row["difference"] > 0
     assert row["95% interval"].startswith("+") and row["this run wins"] == "100% of resamples"
@@ -94,10 +96,13 @@ def test_saved_predictions_and_paired_table(tmp_path):
     assert round(100 * 2 * c / (sum(n_gold.values()) + p), 2) == round(row["its F1"], 2)  # its F1, from the counts
     assert len(nu.paired_table(gold[:50], good[:50], tmp_path)) == 1  # a capped test set compares its first sentences
     assert nu.paired_table(gold, bad, tmp_path).empty  # the stored run is this very run: nothing to compare
-    assert row["trained on"] == "not recorded"  # its JSON names no device
-    (tmp_path / "final6-repeat-s42.json").write_text(json.dumps({"testb_pred": [" ".join(t) for t in bad],
-                                                                 "device": "CPU: Intel Xeon, 2 cores"}))
-    assert nu.paired_table(gold, good, tmp_path).iloc[0]["trained on"] == "CPU: Intel Xeon, 2 cores"
+    monkeypatch.setattr(nu, "environment_info", lambda *args: {"device": "CPU: AMD EPYC, 2 cores"})
+    for device, said in (("CPU: Intel Xeon, 2 cores", ", trained on another CPU"), ("CPU: AMD EPYC, 4 cores", ""),
+                         ("NVIDIA T4", ", trained on other hardware"), ("", ", hardware not recorded")):
+        (tmp_path / "final6-repeat-s42.json").write_text(json.dumps({"testb_pred": [" ".join(t) for t in bad],
+                                                                     "device": device}))
+        assert nu.paired_table(gold, good, tmp_path).index[0] == nu.PAIRED[1][0] + said
+    assert nu._elsewhere("CPU: AMD EPYC, 2 cores", "NVIDIA H100") == ", trained on other hardware"
 
 
 TESTB = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\n"
