@@ -2207,7 +2207,8 @@ def paired_bootstrap(gold: Sequence[Sentence], pred_a: Sequence[Sequence[str]], 
 
 
 CONLLPP_FILE = "conllpp_test.txt"
-# The CrossWeigh README (Wang, Z. et al., 2019): eng.testb and CoNLL++ F1, each a mean of 5 runs on eng.train.
+# The CrossWeigh README (Wang, Z. et al., 2019): eng.testb and CoNLL++ F1, each a mean of 5 runs with the tagger's own
+# suggested settings.
 CONLLPP_PUBLISHED = [  # all seven of CrossWeigh's own re-runs (its README's table), not the papers' figures
     ("LSTM-CRF (Lample et al., 2016)", 90.64, 91.47), ("LSTM-CNNs-CRF (Ma & Hovy, 2016)", 90.65, 91.87),
     ("VanillaNER", 91.44, 92.32), ("ELMo (Peters et al., 2018)", 92.28, 93.42), ("Flair (Akbik et al., 2018)", 92.87, 93.89),
@@ -2630,12 +2631,17 @@ def _outside(interval: dict[str, float], figures: Sequence[float]) -> tuple[str,
 
 
 def _gap_to(value: float, figures: Sequence[float], among: Sequence[float]) -> str:
-    """``value``'s gap to ``figures`` (``_gap`` for one, ``_distance`` for several), naming them where they are only
-    some of the figures ``among`` which the sentence stands ("0.74-1.04 points below 94.30 and 94.60", not "them")."""
+    """``value``'s gap to ``figures`` (``_gap`` for one, ``_distance`` for several, with the share of errors where all
+    lie on one side), naming them where they are only some of the figures ``among`` which the sentence stands
+    ("0.74-1.04 points below 94.30 and 94.60 (13-19% more errors)", not "them")."""
     figures = sorted({round(f, 2) for f in figures})
     gap = _gap(value, figures[0]) if len(figures) == 1 else _distance(value, figures)
     if gap.endswith(" them") and len(figures) < len({round(f, 2) for f in among}):
         gap = f"{gap.removesuffix('them')}{_and([f'{f:.2f}' for f in figures])}"
+    errors = sorted(round(100 * _relative_errors(round(value, 2), f)) for f in figures if f < 100)
+    if len(figures) > 1 and " points " in gap and len(errors) == len(figures) and (errors[0] > 0 or errors[-1] < 0):
+        low, high = sorted({abs(e) for e in errors})[0], sorted({abs(e) for e in errors})[-1]
+        gap += f" ({low if low == high else f'{low}-{high}'}% {'more' if errors[0] > 0 else 'fewer'} errors)"
     return gap
 
 
@@ -2806,7 +2812,7 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
     lines = [
         f"**In short** (span F1 on eng.testb): {head} (95% interval {_span(testb)}, from resampling the test set). "
         f"{'The recipe' if every else 'This run'}{encoder} is {_and([f'{v} {what}' for v, what in verdicts])} "
-        + ("(below or above only where every run is). " if every else
+        + (f"(below or above only where all {len(every)} runs are). " if every else
            "(below or above only where every figure of the group lies outside its 95% interval). ")
         + "No published system's predictions are available, so no gap is tested on the same resamples.", "",
         f"- **The BERT paper** reports {bert.testb:.2f} for BERT-base ({bert.how}, with document context). "
@@ -2816,7 +2822,7 @@ def sota_answer(testa: dict[str, float], testb: dict[str, float], mean: dict[str
                      f"{bert.testa:.2f}. "
                      f"{stand(every_a, [bert.testa], 'testa')}")
     lines += [
-        f"- **{_count(len(repro), 'independent reproduction')} of BERT-base**, none with document context, report "
+        f"- **{_count(len(repro), 'independent reproduction')} of BERT-base**, none reporting document context, report "
         f"{obtained}. {stand(every, figures)}{left_out}",
         f"- **Large document-level systems** report {names}; two of them are 4-5 times BERT-base's size. "
         f"{stand(every, tops)}"]
@@ -3127,8 +3133,8 @@ def seed_summary(seeds: "pd.DataFrame") -> list[str]:
     if len(groups) > 1:
         f1, few = runs["eng.testb F1"], max(len(group) for group in groups) <= 3
         lines.append(f"all {len(runs)} runs, in any precision: eng.testb from {f1.min():.2f} to {f1.max():.2f}" + (
-            f"; a std of {max(len(group) for group in groups)} runs or fewer is itself rough, so section 10 sets every "
-            "run beside each figure" if few else ""))
+            f"; with {max(len(group) for group in groups)} runs or fewer per precision a std is rough, so section 10 "
+            "compares every run with each figure" if few else ""))
     if (runs["run"] == "this run").any() and len(runs) > 1:
         mine = runs["run"] == "this run"
         places = [f"on {split}, {_place(runs[f'{split} F1'], mine)}" for split in ("eng.testa", "eng.testb")]

@@ -183,15 +183,15 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
                        "recipe's mean is 0.67 points below 96.40 (19% more errors). This run (95.70) is 0.70 points below "
                        "96.40 (19% more errors); 96.40 lies outside its 95% interval (95.10-96.20), so the gap is more "
                        "than the development set's sampling noise.")  # this run's own gap, where the figure is outside
-    assert wide[4] == ("- **3 independent reproductions of BERT-base**, none with document context, report 91.20 "
+    assert wide[4] == ("- **3 independent reproductions of BERT-base**, none reporting document context, report 91.20 "
                        "(mean of 10 runs), 91.37 (best run) and 91.87 (how obtained not stated). The recipe's mean is "
                        "0.33 points above 91.20, 0.16 above 91.37, 0.34 below 91.87. kamalkraj's 91.35 (one run's "
                        "support-weighted mean of the per-type F1) is not a micro-averaged span F1 and is left out.")
     assert wide[5] == ("- **Large document-level systems** report ACE 94.60 (first on the Papers with Code leaderboard, "
                        "entries to 2024), LUKE-large 94.30 and FLERT 94.09; two of them are 4-5 times BERT-base's size. "
-                       "The recipe's mean is 2.56-3.07 points below them. This run (91.56) is 2.53-3.04 points below "
-                       "them; they lie outside its 95% interval (90.50-92.50), so the gaps are more than the test set's "
-                       "sampling noise.")
+                       "The recipe's mean is 2.56-3.07 points below them (43-57% more errors). This run (91.56) is "
+                       "2.53-3.04 points below them (43-56% more errors); they lie outside its 95% interval "
+                       "(90.50-92.50), so the gaps are more than the test set's sampling noise.")
     assert len(wide) == 6
     asked = nu.sota_answer(testa, {"f1": 0.9156, "low": 0.905, "high": 0.925}, mean, "bert-base-cased")
     assert "This run is level with" in asked and "not b" not in asked.lower()  # the model asked for: nothing to say
@@ -207,10 +207,11 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     assert "level with the independent reproductions" in narrow  # not every figure of the group lies outside
     top_inside = nu.sota_answer(testa, {"f1": 0.9356, "low": 0.92, "high": 0.9425})
     assert top_inside.endswith("This run is 0.53 points below 94.09 (9% more errors). This run (93.56) is 0.74-1.04 "
-                               "points below 94.30 and 94.60; 94.30 and 94.60 lie outside its 95% interval "
-                               "(92.00-94.25), so the gaps are more than the test set's sampling noise.")  # 94.09 inside
+                               "points below 94.30 and 94.60 (13-19% more errors); 94.30 and 94.60 lie outside its 95% "
+                               "interval (92.00-94.25), so the gaps are more than the test set's sampling noise.")  # 94.09 inside
     two_inside = nu.sota_answer(testa, {"f1": 0.935, "low": 0.92, "high": 0.944})
-    assert "This run is 0.59-0.80 points below 94.09 and 94.30. This run (93.50) is 1.10 points below 94.60" in two_inside
+    assert ("This run is 0.59-0.80 points below 94.09 and 94.30 (10-14% more errors). This run (93.50) is 1.10 points "
+            "below 94.60 (20% more errors)") in two_inside
     above = nu.sota_answer(testa, {"f1": 0.9450, "low": 0.935, "high": 0.955})
     assert above.endswith("This run is 0.41 points above 94.09, 0.20 above 94.30, 0.10 below 94.60.")  # all inside
     assert "level with the large document-level systems" in above
@@ -223,7 +224,9 @@ def test_sota_answer_leads_with_the_recipes_mean_and_says_where_each_figure_lies
     assert nu._distance(91.2049, [91.1951]) == "level with it"  # compared as printed, as _gap does
     assert nu._distance(91.6, [91.2, 91.2001]) == "0.40 points above it"  # one figure as printed
     assert nu._distance(91.2, [91.2]) == "level with it" and nu._distance(91.2, [91.2, 91.2]) == "level with it"
-    assert "This run is 0.48-1.15 points above them." in nu.sota_answer(testa, {"f1": 0.9235, "low": 0.91, "high": 0.93})
+    assert "This run is 0.48-1.15 points above them (6-13% fewer errors)." in nu.sota_answer(
+        testa, {"f1": 0.9235, "low": 0.91, "high": 0.93})
+    assert "errors)" not in nu._gap_to(91.5, [91.2, 91.8], [91.2, 91.8])  # both sides: no one share of errors
 
 
 def test_verdict_says_below_or_above_only_where_every_run_or_the_interval_does():
@@ -329,8 +332,8 @@ def test_seed_summary_keeps_precisions_apart_and_the_mean_takes_the_largest_grou
         "bf16 mixed precision: 1 run (seed 42, this run), eng.testb 91.91",
         "bf16 mixed precision minus 32-bit floats: +0.36 in mean eng.testb F1 (1 run against 3: one run cannot "
         "separate precision from seed)",  # 91.91 - 91.55
-        "all 4 runs, in any precision: eng.testb from 91.54 to 91.91; a std of 3 runs or fewer is itself rough, so "
-        "section 10 sets every run beside each figure",  # the spread across precisions, beside the thin 0.01, unpooled
+        "all 4 runs, in any precision: eng.testb from 91.54 to 91.91; with 3 runs or fewer per precision a std is rough, "
+        "so section 10 compares every run with each figure",  # the spread across precisions, beside the thin 0.01, unpooled
         "this run's F1 among the 4 runs, in any precision: on eng.testa, the lowest; on eng.testb, the highest"]
     assert nu.seed_summary(seeds.iloc[[2, 3]].assign(**{"mixed precision": "bf16"})) == [
         "bf16 mixed precision: 2 runs (seeds 42, 42; this run is seed 42), eng.testb mean 91.73, std 0.25, min 91.56, "
@@ -650,7 +653,7 @@ def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each
     answer = nu.sota_answer(testa, testb, mean)
     assert "average **91.58**, and its 5 runs in any precision span 91.49-91.91;" in answer
     assert ("The recipe is below BERT-base in the BERT paper, level with the independent reproductions and below the "
-            "large document-level systems (below or above only where every run is).") in answer
+            "large document-level systems (below or above only where all 5 runs are).") in answer
     assert ("(mean of 5 restarts, with document context). All 5 runs of the recipe score below 92.40 (the best 91.91); "
             "the recipe's mean is 0.82 points below 92.40 (11% more errors).\n") in answer  # runs first
     assert ("the BERT paper reports 96.40. All 5 runs of the recipe score below 96.40 (the best 95.78); the recipe's mean is "
@@ -659,8 +662,8 @@ def test_sota_answer_conclusion_and_gaps_set_every_run_of_the_recipe_beside_each
             "below 91.87 (1 above); the recipe's mean is 0.38 points above 91.20, 0.21 above 91.37, 0.29 below "
             "91.87. kamalkraj") in answer
     assert ("All 5 runs of the recipe score below 94.09, 94.30 and 94.60 (the best 91.91); the recipe's mean is "
-            "2.51-3.02 points below them. This run (91.66) is 2.43-2.94 points below them; they lie outside its 95% "
-            "interval (90.12-92.98), so the gaps are more than the test set's sampling noise.") in answer  # its own gap
+            "2.51-3.02 points below them (42-56% more errors). This run (91.66) is 2.43-2.94 points below them (41-54% "
+            "more errors); they lie outside its 95% interval (90.12-92.98), so the gaps are more than the test set's sampling noise.") in answer  # its own gap
     assert "level with 9" not in answer
     assert " span " not in nu.sota_answer(testa, testb, mean | {"every_testb": [91.55, 91.54, 91.66]}).split("\n")[0]
     metrics = {"model": nu.BASE_MODEL, "parameters": 108_900_000, "fallback": True, "asked": "bert-base-cased"}
